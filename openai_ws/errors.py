@@ -1,0 +1,311 @@
+"""Every exception ``openai_ws`` raises, in one place.
+
+Errors from websocket-client, requests, urllib3 and cattrs are translated into
+these at the boundary where they happen (the transports and the converter), and
+chained ``from`` the original so the root cause stays visible in a traceback.
+No exception here ever holds or prints the API key.
+
+The tree::
+
+    OpenAIWSError
+    ├── ProtocolError                a frame or event that breaks the wire protocol
+    ├── TransportError               the connection itself failed
+    │   ├── ConnectError             could not open the socket / upgrade refused
+    │   └── ConnectionClosedError    the socket closed while a request needed it
+    │       └── ReplayUnsafeError    closed after the request had received events
+    ├── SessionClosedError           the session was closed (by you or by GC)
+    ├── ConsumerTooSlowError         a request's bounded queue overflowed
+    ├── RequestTimeoutError          also a builtin ``TimeoutError``
+    └── APIError                     the server answered with an error
+        ├── BadRequestError          400
+        │   └── PreviousResponseNotFoundError
+        ├── AuthenticationError      401
+        ├── PermissionDeniedError    403
+        ├── NotFoundError            404
+        ├── ConflictError            409
+        ├── UnprocessableEntityError 422
+        ├── RateLimitError           429
+        └── InternalServerError      >= 500
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "ConnectError",
+    "ConnectionClosedError",
+    "ConsumerTooSlowError",
+    "InternalServerError",
+    "NotFoundError",
+    "OpenAIWSError",
+    "PermissionDeniedError",
+    "PreviousResponseNotFoundError",
+    "ProtocolError",
+    "RateLimitError",
+    "ReplayUnsafeError",
+    "RequestTimeoutError",
+    "SessionClosedError",
+    "TransportError",
+    "UnprocessableEntityError",
+    "api_error_from_payload",
+]
+
+
+class OpenAIWSError(Exception):
+    """Base class of every error raised by ``openai_ws``."""
+
+
+class ProtocolError(OpenAIWSError):
+    """A frame or event that does not follow the wire protocol.
+
+    ``event_type`` is the ``"type"`` of the offending event when it had one,
+    ``field`` the field that was missing or mistyped, if known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        event_type: Optional[str] = None,
+        field: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.event_type = event_type
+        self.field = field
+
+
+class TransportError(OpenAIWSError):
+    """The connection to the server failed."""
+
+
+class ConnectError(TransportError):
+    """The socket could not be opened, or the server refused the upgrade.
+
+    ``status`` is the HTTP status of a refused upgrade (401, 426, ...), if any.
+    """
+
+    def __init__(self, message: str, *, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ConnectionClosedError(TransportError):
+    """The socket closed while a request still needed it.
+
+    ``code`` and ``reason`` are the WebSocket close code and reason when a close
+    frame arrived; ``code`` is ``None`` when the connection simply dropped.
+    """
+
+    def __init__(
+        self, message: str, *, code: Optional[int] = None, reason: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class ReplayUnsafeError(ConnectionClosedError):
+    """The socket closed after the request had already received events.
+
+    Replaying would risk answering the request twice, so it is failed instead.
+    ``events_received`` counts the events the request got, ``response_id`` is
+    the id of its response if ``response.created`` had arrived.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: Optional[int] = None,
+        reason: str = "",
+        events_received: int = 0,
+        response_id: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, code=code, reason=reason)
+        self.events_received = events_received
+        self.response_id = response_id
+
+
+class SessionClosedError(OpenAIWSError):
+    """The session was closed before or while the request ran."""
+
+
+class ConsumerTooSlowError(OpenAIWSError):
+    """A request's event queue overflowed because its consumer stopped reading.
+
+    Only that request fails; the reader thread and the other requests go on.
+    """
+
+
+class RequestTimeoutError(OpenAIWSError, TimeoutError):
+    """A deadline passed: connecting, the whole request, or the next event.
+
+    No event is lost: a timed-out request is abandoned and its remaining events
+    are dropped by the session, never delivered to another request.
+    """
+
+
+class APIError(OpenAIWSError):
+    """The server answered a request with an error.
+
+    Every field the server may send is kept and may be ``None``: ``status``
+    (the HTTP status, or the one the WebSocket ``error`` event names), ``code``,
+    ``type``, ``param``, ``headers`` (e.g. ``x-ratelimit-*`` or ``retry-after``)
+    and ``request``, the request the error belongs to, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: Optional[int] = None,
+        code: Optional[str] = None,
+        type: Optional[str] = None,  # noqa: A002 - the wire name
+        param: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        request: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.type = type
+        self.param = param
+        self.headers: Mapping[str, str] = dict(headers or {})
+        self.request = request
+
+    def __str__(self) -> str:
+        parts = [f"status={self.status}"] if self.status is not None else []
+        if self.code:
+            parts.append(f"code={self.code}")
+        if self.param:
+            parts.append(f"param={self.param}")
+        suffix = f" ({', '.join(parts)})" if parts else ""
+        return f"{self.message}{suffix}"
+
+    def __reduce__(self) -> Any:
+        return (
+            _rebuild_api_error,
+            (
+                type(self),
+                self.message,
+                {
+                    "status": self.status,
+                    "code": self.code,
+                    "type": self.type,
+                    "param": self.param,
+                    "headers": dict(self.headers),
+                },
+            ),
+        )
+
+
+def _rebuild_api_error(cls: type[APIError], message: str, fields: dict[str, Any]) -> APIError:
+    return cls(message, **fields)
+
+
+class BadRequestError(APIError):
+    """400: the request is invalid."""
+
+
+class PreviousResponseNotFoundError(BadRequestError):
+    """400 ``previous_response_not_found``: the parent response is unknown.
+
+    With ``store: false`` a parent lives only in the cache of the socket that
+    produced it; once that socket closes (or a same-lane continuation failed) it
+    is gone. Continue by sending the whole context again with no
+    ``previous_response_id``, or use ``store: true`` so the server keeps parents.
+    """
+
+
+class AuthenticationError(APIError):
+    """401: the API key is missing or wrong."""
+
+
+class PermissionDeniedError(APIError):
+    """403: the key may not use this resource."""
+
+
+class NotFoundError(APIError):
+    """404: the resource does not exist."""
+
+
+class ConflictError(APIError):
+    """409: the request conflicts with the resource's state."""
+
+
+class UnprocessableEntityError(APIError):
+    """422: the request is well-formed but cannot be processed."""
+
+
+class RateLimitError(APIError):
+    """429: rate limited (retryable) or out of quota (``code='insufficient_quota'``)."""
+
+
+class InternalServerError(APIError):
+    """5xx: the server failed."""
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def _error_class(status: Optional[int], code: Optional[str]) -> type[APIError]:
+    if code == "previous_response_not_found":
+        return PreviousResponseNotFoundError
+    if code in ("rate_limit_exceeded", "insufficient_quota") and status is None:
+        return RateLimitError
+    if status is None:
+        return APIError
+    if status >= 500:
+        return InternalServerError
+    return _BY_STATUS.get(status, APIError)
+
+
+def api_error_from_payload(
+    payload: Mapping[str, Any],
+    *,
+    status: Optional[int] = None,
+    headers: Optional[Mapping[str, str]] = None,
+    request: Any = None,
+) -> APIError:
+    """Build the right :class:`APIError` subclass from an error object.
+
+    ``payload`` is the inner error object (``{"type", "code", "message", "param",
+    "headers"}``); every field is optional, as real payloads omit some.
+    """
+
+    def text(key: str) -> Optional[str]:
+        value = payload.get(key)
+        return None if value is None else str(value)
+
+    code = text("code")
+    merged: dict[str, str] = {}
+    inner_headers = payload.get("headers")
+    if isinstance(inner_headers, Mapping):
+        merged.update({str(k).lower(): str(v) for k, v in inner_headers.items()})
+    if headers:
+        merged.update({str(k).lower(): str(v) for k, v in headers.items()})
+    message = text("message") or (f"API error {code}" if code else "API error")
+    cls = _error_class(status, code)
+    return cls(
+        message,
+        status=status,
+        code=code,
+        type=text("type"),
+        param=text("param"),
+        headers=merged,
+        request=request,
+    )
