@@ -1,0 +1,130 @@
+"""The handoff between the reader thread and one waiting caller.
+
+One :class:`Inbox` exists per request. The reader thread *puts* items; exactly
+one caller thread *gets* them. An inbox ends with exactly one terminal item: the
+request's terminal event, a failure (an exception to re-raise in the caller) or
+a directive for the caller (for example "replay this request"). After the
+terminal item, further puts are ignored.
+
+This module must never block the producer: :meth:`Inbox.put` returns at once,
+whatever the consumer does. A consumer that falls too far behind (more than
+``max_events`` items or ``max_bytes`` bytes queued) gets its inbox failed with
+:class:`~openai_ws.errors.ConsumerTooSlowError`; the queued events are dropped
+so memory stays bounded. It knows nothing about sockets, events or lanes.
+
+Lock discipline: ``_cond`` guards every attribute below it. It is held only for
+deque operations and flag flips, never while calling out of this module.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Any, Deque, Optional, Tuple
+
+from .errors import ConsumerTooSlowError, RequestTimeoutError
+
+__all__ = ["Failure", "Inbox"]
+
+
+class Failure:
+    """A terminal item carrying an exception to raise in the consumer."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def __repr__(self) -> str:
+        return f"Failure({self.exc!r})"
+
+
+class Inbox:
+    """A bounded single-consumer queue with an explicit terminal item."""
+
+    def __init__(self, *, max_events: int, max_bytes: int) -> None:
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._cond = threading.Condition(threading.Lock())
+        # Guarded by _cond:
+        self._items: Deque[Tuple[Any, int]] = collections.deque()
+        self._bytes = 0
+        self._closed = False  # a terminal item has been queued
+
+    @property
+    def closed(self) -> bool:
+        """True once the terminal item is queued (it may not be consumed yet)."""
+        return self._closed
+
+    def put(self, item: Any, nbytes: int = 0, *, terminal: bool = False) -> bool:
+        """Queue ``item``; never blocks. Returns False if it was not queued.
+
+        An item is refused when the inbox is already closed, or when it would
+        exceed a bound; in the second case the inbox is failed with
+        :class:`ConsumerTooSlowError` and its queued items are discarded.
+        """
+        with self._cond:
+            if self._closed:
+                return False
+            if not terminal and (
+                len(self._items) >= self._max_events or self._bytes + nbytes > self._max_bytes
+            ):
+                queued, size = len(self._items), self._bytes
+                self._items.clear()
+                self._bytes = 0
+                self._items.append(
+                    (
+                        Failure(
+                            ConsumerTooSlowError(
+                                f"the consumer fell behind: {queued} events ({size} bytes) "
+                                f"were waiting (limits: {self._max_events} events, "
+                                f"{self._max_bytes} bytes); the request was abandoned"
+                            )
+                        ),
+                        0,
+                    )
+                )
+                self._closed = True
+                self._cond.notify()
+                return False
+            self._items.append((item, nbytes))
+            self._bytes += nbytes
+            if terminal:
+                self._closed = True
+            self._cond.notify()
+            return True
+
+    def fail(self, exc: BaseException) -> bool:
+        """Queue ``exc`` as the terminal item (after what is already queued)."""
+        return self.put(Failure(exc), terminal=True)
+
+    def get(self, deadline: Optional[float] = None) -> Any:
+        """Return the next item, waiting until ``deadline`` (``time.monotonic``).
+
+        Raises :class:`RequestTimeoutError` when the deadline passes first; the
+        queue is left untouched, so nothing is lost by a timeout.
+        """
+        with self._cond:
+            while not self._items:
+                if deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RequestTimeoutError("no event arrived before the deadline")
+                self._cond.wait(remaining)
+            item, nbytes = self._items.popleft()
+            self._bytes -= nbytes
+            return item
+
+    def get_nowait(self) -> Any:
+        """Return the next item or raise :class:`IndexError` when empty."""
+        with self._cond:
+            item, nbytes = self._items.popleft()
+            self._bytes -= nbytes
+            return item
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)

@@ -1,0 +1,288 @@
+"""The sans-IO core of one WebSocket connection: lanes and routing.
+
+Given the requests a session has put on one socket, in the order their frames
+left, this module decides which ``stream_id`` lane a new request goes to, which
+request an incoming event belongs to, which events are terminal, and how a close
+is classified. It is plain state and pure decisions.
+
+It must never do I/O, start threads, read clocks or take locks: the session
+calls it under its own lock, and the tests drive it with hand-made events.
+
+Routing rules (see DESIGN.md, "Lanes"):
+
+* A tagged event (``stream_id`` set) belongs to the oldest unfinished request of
+  that lane: the server runs a lane FIFO, one response at a time.
+* An untagged event belongs to the oldest unfinished request of the default
+  lane. When lanes are in use and an untagged *response* event arrives, the
+  server (or a proxy) is ignoring ``stream_id``: it runs every request on one
+  FIFO in the order the frames were sent, so from then on untagged events go to
+  the oldest unfinished request of the whole socket.
+* An untagged ``error`` naming ``stream_id`` means the server rejects lanes. It
+  belongs to the oldest tagged request that has not started (the server answers
+  creates in order); that request never ran and is handed back for a replay on
+  the default lane.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from typing import Any, Dict, List, Optional
+
+import attrs
+
+from .events import TERMINAL_EVENT_TYPES
+
+__all__ = [
+    "MAX_ACTIVE_RESPONSES",
+    "MAX_LANE_NAMES",
+    "CloseKind",
+    "ConnectionCore",
+    "Pending",
+    "Route",
+    "classify_close",
+    "is_lane_rejection",
+]
+
+MAX_LANE_NAMES = 32
+"""Distinct named lanes the service allows per socket."""
+
+MAX_ACTIVE_RESPONSES = 16
+"""Responses the service runs at once per socket; more are queued server-side."""
+
+
+class CloseKind(enum.Enum):
+    """Why a connection ended, as far as the requests on it are concerned."""
+
+    OURS = "ours"
+    """We closed it (``close()``, rotation): nothing to recover."""
+    SILENT = "silent"
+    """The server sent close code 1000 with no ``error`` event for the request."""
+    ABNORMAL = "abnormal"
+    """Any other code, no close frame at all (1006) or end of stream."""
+
+
+def classify_close(code: Optional[int], *, initiated_by_us: bool) -> CloseKind:
+    """Classify a connection end by its close code (``None``: no close frame)."""
+    if initiated_by_us:
+        return CloseKind.OURS
+    if code == 1000:
+        return CloseKind.SILENT
+    return CloseKind.ABNORMAL
+
+
+def is_lane_rejection(event: Any) -> bool:
+    """True when ``event`` is an untagged ``error`` refusing the ``stream_id`` field."""
+    if getattr(event, "type", None) != "error" or getattr(event, "stream_id", None):
+        return False
+    error = getattr(event, "error", None)
+    code = getattr(error, "code", None)
+    if code in ("websocket_stream_limit_reached",):
+        return False
+    param = getattr(error, "param", None)
+    message = getattr(error, "message", None) or ""
+    return param == "stream_id" or "stream_id" in message
+
+
+@attrs.define(eq=False)
+class Pending:
+    """One request in flight on a connection, as the core sees it."""
+
+    key: int
+    """The session's id of the request (stable across replays)."""
+    lane: Optional[str]
+    """The ``stream_id`` the frame carried, ``None`` for the default lane."""
+    previous_response_id: Optional[str] = None
+    events: int = 0
+    """Events routed to this request so far."""
+    response_id: Optional[str] = None
+    """The response id once ``response.created`` (or any lifecycle event) arrived."""
+    order: int = 0
+    """Position in the socket's send order."""
+
+
+@attrs.define
+class Route:
+    """Where an incoming event goes."""
+
+    pending: Pending
+    terminal: bool
+    """The event ends its request: the request is no longer in flight."""
+    rejected: bool = False
+    """The event refused the request's lane; it never ran and may be replayed."""
+
+
+@attrs.define(eq=False)
+class _Lane:
+    name: str
+    queue: List[Pending] = attrs.Factory(list)
+    latest_response_id: Optional[str] = None
+    last_used: int = 0
+
+
+class ConnectionCore:
+    """Lane assignment and event routing for one socket."""
+
+    def __init__(self, *, use_lanes: bool, max_names: int = MAX_LANE_NAMES) -> None:
+        if not 1 <= max_names <= MAX_LANE_NAMES:
+            raise ValueError(f"max_names must be between 1 and {MAX_LANE_NAMES}")
+        self.use_lanes = use_lanes
+        """Whether new requests get a ``stream_id``; turns off when the server refuses."""
+        self.lanes_ignored = False
+        """The server answered a tagged request with untagged events."""
+        self.lanes_rejected = False
+        """The server refused a ``stream_id`` with an error."""
+        self._max_names = max_names
+        self._lanes: Dict[str, _Lane] = {}
+        self._default: List[Pending] = []
+        self._inflight: List[Pending] = []  # every unfinished request, in send order
+        self._order = itertools.count()
+        self._clock = itertools.count(1)  # logical time for least-recently-used lanes
+
+    # -- requests -------------------------------------------------------------
+
+    @property
+    def lane_names(self) -> List[str]:
+        """Names used on this socket so far (never more than ``max_names``)."""
+        return list(self._lanes)
+
+    @property
+    def inflight(self) -> List[Pending]:
+        """Unfinished requests, oldest first."""
+        return list(self._inflight)
+
+    def open(
+        self,
+        key: int,
+        *,
+        previous_response_id: Optional[str] = None,
+        stream_id: Optional[str] = None,
+    ) -> Pending:
+        """Register a request about to be sent and choose its lane.
+
+        ``stream_id`` is a lane the caller chose; otherwise the core picks one
+        (or the default lane when lanes are off). Call this before the frame is
+        sent, in the same order as the frames leave.
+        """
+        lane: Optional[_Lane]
+        if stream_id is not None:
+            lane = self._lanes.get(stream_id)
+            if lane is None:
+                lane = self._lanes[stream_id] = _Lane(stream_id)
+        elif self.use_lanes:
+            lane = self._pick_lane(previous_response_id)
+        else:
+            lane = None
+        pending = Pending(
+            key,
+            lane.name if lane else None,
+            previous_response_id=previous_response_id,
+            order=next(self._order),
+        )
+        if lane is None:
+            self._default.append(pending)
+        else:
+            lane.queue.append(pending)
+            lane.last_used = next(self._clock)
+        self._inflight.append(pending)
+        return pending
+
+    def _pick_lane(self, previous_response_id: Optional[str]) -> _Lane:
+        idle = [lane for lane in self._lanes.values() if not lane.queue]
+        if previous_response_id is not None:
+            for lane in idle:
+                if lane.latest_response_id == previous_response_id:
+                    return lane
+        # An idle lane that caches nothing costs nothing to reuse.
+        for lane in idle:
+            if lane.latest_response_id is None:
+                return lane
+        if len(self._lanes) < self._max_names:
+            name = f"ows-{len(self._lanes)}"
+            lane = self._lanes[name] = _Lane(name)
+            return lane
+        if idle:
+            # Reusing a lane evicts its cached response: take the stalest one.
+            return min(idle, key=lambda lane: lane.last_used)
+        return min(self._lanes.values(), key=lambda lane: (len(lane.queue), lane.last_used))
+
+    def forget(self, pending: Pending) -> None:
+        """Drop a request from the books (it ended without a routed event)."""
+        if pending in self._inflight:
+            self._inflight.remove(pending)
+        queue = self._default if pending.lane is None else self._lanes[pending.lane].queue
+        if pending in queue:
+            queue.remove(pending)
+
+    def drain(self) -> List[Pending]:
+        """Remove and return every unfinished request (the socket is gone)."""
+        pending = self._inflight
+        self._inflight = []
+        self._default = []
+        for lane in self._lanes.values():
+            lane.queue.clear()
+        return pending
+
+    # -- events ---------------------------------------------------------------
+
+    def route(self, event: Any) -> Optional[Route]:
+        """Find the request ``event`` belongs to; ``None`` if it belongs to none.
+
+        A terminal route also removes the request from the books and records
+        the lane's latest response.
+        """
+        stream_id = getattr(event, "stream_id", None)
+        event_type = getattr(event, "type", "")
+        rejected = False
+        target: Optional[Pending]
+        if stream_id is not None:
+            lane = self._lanes.get(stream_id)
+            target = lane.queue[0] if lane and lane.queue else None
+        elif is_lane_rejection(event) and any(p.lane is not None for p in self._inflight):
+            self.use_lanes = False
+            self.lanes_rejected = True
+            target = next(
+                (p for p in self._inflight if p.lane is not None and p.events == 0), None
+            )
+            rejected = target is not None
+        else:
+            if (
+                not self.lanes_ignored
+                and event_type != "error"
+                and not self._default
+                and any(p.lane is not None for p in self._inflight)
+            ):
+                self.use_lanes = False
+                self.lanes_ignored = True
+            if self.lanes_ignored:
+                target = self._inflight[0] if self._inflight else None
+            elif self._default:
+                target = self._default[0]
+            else:
+                # An untagged error while only lanes are busy: the server could
+                # not tie it to a lane, so it answers the oldest request that
+                # has not started (the reply to a create), else the oldest one.
+                target = next((p for p in self._inflight if p.events == 0), None)
+                if target is None and self._inflight:
+                    target = self._inflight[0]
+        if target is None:
+            return None
+        terminal = rejected or event_type in TERMINAL_EVENT_TYPES
+        if not rejected:
+            target.events += 1
+            response = getattr(event, "response", None)
+            response_id = getattr(response, "id", None)
+            if response_id:
+                target.response_id = response_id
+        if terminal:
+            self._finish(target, completed=event_type in ("response.completed", "response.done"))
+        return Route(target, terminal, rejected)
+
+    def _finish(self, pending: Pending, *, completed: bool) -> None:
+        self.forget(pending)
+        if pending.lane is not None:
+            lane = self._lanes[pending.lane]
+            # The server caches the latest response of a lane; a failed request
+            # leaves an unknown state, so assume nothing is cached.
+            lane.latest_response_id = pending.response_id if completed else None
+            lane.last_used = next(self._clock)

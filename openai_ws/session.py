@@ -1,0 +1,734 @@
+"""The public :class:`Session`: one WebSocket, one reader thread, many callers.
+
+A session owns a socket to ``/v1/responses`` and a background reader thread. A
+caller registers a request (it gets an inbox and a lane in the sans-IO core),
+then its frame is sent; the reader parses every incoming frame, asks the core
+which request it belongs to and hands it to that request's inbox. Callers block
+on their own inbox only. When the socket ends, the reader hands every
+unfinished request a :class:`_Lost` note and the *caller's* thread decides what
+to do: replay on a new socket, complete over HTTP, or raise.
+
+What this module must never do: block the reader thread on a caller, let an
+exception escape the reader thread, hold a lock while waiting on the network
+(except ``_send_lock``, which orders registration and sending), or keep a
+strong reference from the reader thread to the :class:`Session` object (so a
+forgotten session is collected and its thread stopped by ``weakref.finalize``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import random
+import re
+import threading
+import time
+import weakref
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Generator,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Set,
+    Tuple,
+)
+
+import attrs
+
+from . import _protocol
+from ._convert import parse_event
+from ._inbox import Failure, Inbox
+from ._protocol import CloseKind, ConnectionCore, Pending
+from ._ws import Binary, Closed, Idle, Pong, Text, WSTransport
+from .errors import (
+    APIError,
+    ConnectError,
+    ConnectionClosedError,
+    OpenAIWSError,
+    PreviousResponseNotFoundError,
+    ProtocolError,
+    ReplayUnsafeError,
+    RequestTimeoutError,
+    SessionClosedError,
+    api_error_from_payload,
+)
+from .events import (
+    TERMINAL_EVENT_TYPES,
+    ErrorEvent,
+    ResponseOutputItemDone,
+    ServerEvent,
+)
+from .models import Response, ResponseCreateRequest
+
+if TYPE_CHECKING:
+    from ._http import HTTPTransport
+
+__all__ = ["Session", "SessionStats"]
+
+log = logging.getLogger(__name__)
+
+_STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
+_RETRY_IN = re.compile(r"try again in\s+([0-9.]+)\s*(ms|s)\b", re.IGNORECASE)
+
+
+@attrs.frozen
+class SessionStats:
+    """Counters of what a session did, read with :attr:`Session.stats`."""
+
+    requests: int = 0
+    """Requests submitted by callers (a replay is not a new request)."""
+    connects: int = 0
+    """Sockets opened (the first one included)."""
+    reconnects: int = 0
+    """Sockets opened to replace one that ended."""
+    replays: int = 0
+    """Requests sent again on a new socket because the old one ended first."""
+    http_fallbacks: int = 0
+    """Requests completed over HTTP instead of the socket."""
+    retries: int = 0
+    """Requests sent again after a retryable ``error`` event (429, 5xx)."""
+    malformed_frames: int = 0
+    """Text frames that were not a valid event (logged and skipped)."""
+    binary_frames: int = 0
+    """Binary frames (the protocol has none; logged and skipped)."""
+    unroutable_events: int = 0
+    """Events that belonged to no request in flight (logged and skipped)."""
+    dropped_events: int = 0
+    """Events of abandoned requests, dropped as they arrived."""
+    lanes_used: int = 0
+    """Most distinct ``stream_id`` names used on one socket."""
+
+
+@attrs.frozen
+class _Lost:
+    """Note to a caller: its socket ended before its request finished."""
+
+    kind: CloseKind
+    code: Optional[int]
+    reason: str
+
+
+@attrs.frozen
+class _Rejected:
+    """Note to a caller: the server refused the request's lane; replay it."""
+
+
+@attrs.define(eq=False)
+class _Request:
+    """One caller's request across every attempt (socket, replay, HTTP)."""
+
+    key: int
+    body: Dict[str, Any]
+    """The caller's fields, exactly as they go over HTTP (no ``type``)."""
+    inbox: Inbox
+    conn: Optional[_Connection] = None
+    pending: Optional[Pending] = None
+    abandoned: bool = False
+    delivered: int = 0
+    """Events handed to the caller so far, over every attempt."""
+    output_started: bool = False
+    response_id: Optional[str] = None
+
+
+@attrs.define(eq=False)
+class _Connection:
+    """A socket, its reader thread and its sans-IO core."""
+
+    transport: WSTransport
+    core: ConnectionCore
+    opened_at: float
+    requests: Dict[int, _Request] = attrs.Factory(dict)
+    thread: Optional[threading.Thread] = None
+    closing: bool = False
+    """We started closing it; its end is not a fault."""
+
+
+@attrs.frozen
+class SessionOptions:
+    """Everything a session needs from its client, resolved."""
+
+    url: str
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    connect_timeout: float
+    request_timeout: Optional[float]
+    event_timeout: Optional[float]
+    ssl_context: Any = attrs.field(repr=False)
+    proxy: Optional[str] = attrs.field(repr=False)
+    use_lanes: bool = True
+    max_lanes: int = _protocol.MAX_LANE_NAMES
+    ping_interval: Optional[float] = 20.0
+    ping_timeout: float = 60.0
+    max_queue_events: int = 10_000
+    max_queue_bytes: int = 64 * 1024 * 1024
+    max_retries: int = 2
+    reconnect_attempts: int = 4
+    backoff_initial: float = 0.25
+    backoff_max: float = 8.0
+    close_timeout: float = 5.0
+
+
+class _Engine:
+    """The session's state and threads; the :class:`Session` is only a face.
+
+    Lock discipline:
+    * ``_lock`` guards ``_conn``, ``_connections``, ``_closed``, ``_stats`` and
+      every ``_Connection``'s ``core`` and ``requests``. Held briefly, never
+      across I/O or a wait.
+    * ``_send_lock`` orders "register in the core, then send the frame" so the
+      frames leave in the order the core saw them; it is also held while a new
+      socket is opened. Take it before ``_lock``, never the other way round.
+    """
+
+    def __init__(self, options: SessionOptions, http: Optional[HTTPTransport]) -> None:
+        self.options = options
+        self.http = http
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._conn: Optional[_Connection] = None
+        self._connections: Set[_Connection] = set()
+        self._closed = False
+        self._use_lanes = options.use_lanes
+        self._keys = itertools.count(1)
+        self._stats: Dict[str, int] = dict.fromkeys(attrs.fields_dict(SessionStats), 0)
+        self._http_only_reason: Optional[str] = None
+
+    # -- state ----------------------------------------------------------------
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self._stats[name] += n
+
+    def stats(self) -> SessionStats:
+        with self._lock:
+            return SessionStats(**self._stats)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- connecting -----------------------------------------------------------
+
+    def connect(self) -> _Connection:
+        """Return the open connection, opening one if needed (``_send_lock`` held)."""
+        with self._lock:
+            if self._closed:
+                raise SessionClosedError("the session is closed")
+            conn = self._conn
+        if conn is not None:
+            return conn
+        opts = self.options
+        transport = WSTransport(
+            opts.url,
+            headers=opts.headers,
+            connect_timeout=opts.connect_timeout,
+            ssl_context=opts.ssl_context,
+            proxy=opts.proxy,
+        )
+        transport.connect()
+        conn = _Connection(
+            transport,
+            ConnectionCore(use_lanes=self._use_lanes, max_names=opts.max_lanes),
+            time.monotonic(),
+        )
+        thread = threading.Thread(
+            target=_read_loop,
+            args=(self, conn),
+            name=f"openai_ws-reader-{id(conn):x}",
+            daemon=True,
+        )
+        conn.thread = thread
+        with self._lock:
+            if self._closed:
+                transport.send_close()
+                transport.abort()
+                transport.release()
+                raise SessionClosedError("the session is closed")
+            reconnect = self._stats["connects"] > 0
+            self._stats["connects"] += 1
+            if reconnect:
+                self._stats["reconnects"] += 1
+            self._conn = conn
+            self._connections.add(conn)
+        thread.start()
+        log.info("connected to %s%s", opts.url, " (reconnect)" if reconnect else "")
+        return conn
+
+    def _connect_with_backoff(self, deadline: Optional[float]) -> _Connection:
+        """Open a socket, retrying with bounded exponential backoff and jitter."""
+        opts = self.options
+        attempt = 0
+        while True:
+            try:
+                return self.connect()
+            except ConnectError as exc:
+                attempt += 1
+                if exc.status is not None and exc.status not in (408, 429) and exc.status < 500:
+                    raise
+                if attempt > opts.reconnect_attempts:
+                    raise
+                delay = min(opts.backoff_max, opts.backoff_initial * 2 ** (attempt - 1))
+                delay *= random.uniform(0.75, 1.0)
+                if deadline is not None and time.monotonic() + delay > deadline:
+                    raise
+                log.info("connect failed (%s); retrying in %.2fs", exc, delay)
+                time.sleep(delay)
+
+    # -- submitting -----------------------------------------------------------
+
+    def new_request(self, body: Dict[str, Any]) -> _Request:
+        opts = self.options
+        request = _Request(
+            next(self._keys),
+            body,
+            Inbox(max_events=opts.max_queue_events, max_bytes=opts.max_queue_bytes),
+        )
+        self.count("requests")
+        return request
+
+    def submit(self, request: _Request, deadline: Optional[float]) -> None:
+        """Register ``request`` on the socket and send its frame."""
+        with self._send_lock:
+            conn = self._connect_with_backoff(deadline)
+            body = request.body
+            with self._lock:
+                if self._closed:
+                    raise SessionClosedError("the session is closed")
+                pending = conn.core.open(
+                    request.key,
+                    previous_response_id=body.get("previous_response_id"),
+                    stream_id=body.get("stream_id"),
+                )
+                request.conn, request.pending = conn, pending
+                conn.requests[request.key] = request
+                names = len(conn.core.lane_names)
+                if names > self._stats["lanes_used"]:
+                    self._stats["lanes_used"] = names
+            frame: Dict[str, Any] = {"type": "response.create", **body}
+            if pending.lane is not None:
+                frame["stream_id"] = pending.lane
+            try:
+                conn.transport.send_text(json.dumps(frame))
+            except ConnectionClosedError:
+                # The reader sees the same dead socket and hands this request
+                # a _Lost note (it has no event yet), so nothing is lost here.
+                log.debug("send failed; request %d waits for the reader", request.key)
+                conn.transport.abort()
+
+    def abandon(self, request: _Request) -> None:
+        """The caller stopped listening: drop the rest of the request's events."""
+        with self._lock:
+            request.abandoned = True
+
+    # -- the reader's side ----------------------------------------------------
+
+    def deliver(self, conn: _Connection, event: Any, nbytes: int) -> None:
+        """Route one parsed event (reader thread)."""
+        with self._lock:
+            route = conn.core.route(event)
+            if route is None:
+                self._stats["unroutable_events"] += 1
+                request = None
+            else:
+                request = conn.requests.get(route.pending.key)
+                if route.terminal:
+                    conn.requests.pop(route.pending.key, None)
+                if request is not None and request.abandoned:
+                    self._stats["dropped_events"] += 1
+                    request = None
+        if route is None:
+            log.warning(
+                "dropped an event no request owns: type=%s stream_id=%s",
+                getattr(event, "type", "?"),
+                getattr(event, "stream_id", None),
+            )
+            return
+        if request is None:
+            return
+        if route.rejected:
+            log.info("the server refused the stream_id field; using the default lane")
+            request.inbox.put(_Rejected())
+            return
+        if not request.inbox.put(event, nbytes, terminal=route.terminal):
+            # The inbox overflowed (the consumer is too slow) or already ended.
+            self.abandon(request)
+
+    def connection_ended(self, conn: _Connection, closed: Closed) -> None:
+        """Hand every unfinished request of ``conn`` a note (reader thread)."""
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+            kind = _protocol.classify_close(closed.code, initiated_by_us=conn.closing)
+            if conn.core.lanes_rejected or conn.core.lanes_ignored:
+                self._use_lanes = False
+            orphans = [conn.requests.pop(p.key, None) for p in conn.core.drain()]
+            conn.requests.clear()
+            session_closed = self._closed
+        if kind is not CloseKind.OURS:
+            log.info(
+                "the connection ended (code=%s, reason=%r, %s); %d request(s) in flight",
+                closed.code,
+                closed.reason,
+                kind.value,
+                sum(1 for r in orphans if r is not None and not r.abandoned),
+            )
+        for request in orphans:
+            if request is None or request.abandoned:
+                continue
+            if session_closed:
+                request.inbox.fail(SessionClosedError("the session was closed"))
+            else:
+                request.inbox.put(_Lost(kind, closed.code, closed.reason))
+
+    def forget_connection(self, conn: _Connection) -> None:
+        with self._lock:
+            self._connections.discard(conn)
+
+    # -- shutting down --------------------------------------------------------
+
+    def close(self) -> None:
+        """Fail pending requests, close every socket, join every reader."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            connections = list(self._connections)
+            self._conn = None
+            waiting = [r for c in connections for r in c.requests.values()]
+            for conn in connections:
+                conn.closing = True
+        for request in waiting:
+            request.inbox.fail(SessionClosedError("the session was closed"))
+        current = threading.current_thread()
+        deadline = time.monotonic() + self.options.close_timeout
+        for conn in connections:
+            conn.transport.send_close(1000)
+        for conn in connections:
+            thread = conn.thread
+            if thread is None or thread is current:
+                continue
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                conn.transport.abort()
+                thread.join(1.0)
+            if thread.is_alive():  # pragma: no cover - a wedged socket library
+                log.warning("reader thread %s did not stop", thread.name)
+
+
+def _read_loop(engine: _Engine, conn: _Connection) -> None:
+    """The reader thread: frames in, events routed. Never raises."""
+    transport = conn.transport
+    ping_interval = engine.options.ping_interval
+    ping_timeout = engine.options.ping_timeout
+    awaiting_pong = False
+    transport.set_recv_timeout(ping_interval)
+    closed: Optional[Closed] = None
+    try:
+        while closed is None:
+            frame = transport.recv()
+            if isinstance(frame, Text):
+                if awaiting_pong:
+                    awaiting_pong = False
+                    transport.set_recv_timeout(ping_interval)
+                _handle_text(engine, conn, frame.data)
+            elif isinstance(frame, Closed):
+                closed = frame
+            elif isinstance(frame, Idle):
+                if awaiting_pong:
+                    log.warning("no pong within %.1fs; the connection is dead", ping_timeout)
+                    transport.abort()
+                    closed = Closed(None, "keepalive ping timeout")
+                else:
+                    transport.ping()
+                    awaiting_pong = True
+                    transport.set_recv_timeout(ping_timeout)
+            elif isinstance(frame, Pong):
+                if awaiting_pong:
+                    awaiting_pong = False
+                    transport.set_recv_timeout(ping_interval)
+            elif isinstance(frame, Binary):
+                engine.count("binary_frames")
+                log.warning("skipped a binary frame of %d bytes", len(frame.data))
+    except BaseException:  # pragma: no cover - a bug; keep the callers alive
+        log.exception("the reader thread failed")
+        closed = Closed(None, "reader failure")
+        transport.abort()
+    finally:
+        try:
+            engine.connection_ended(conn, closed or Closed(None, ""))
+        finally:
+            transport.release()
+            engine.forget_connection(conn)
+
+
+def _handle_text(engine: _Engine, conn: _Connection, data: str) -> None:
+    try:
+        event = parse_event(data)
+    except ProtocolError as exc:
+        engine.count("malformed_frames")
+        log.warning("skipped a malformed frame: %s", exc)
+        return
+    engine.deliver(conn, event, len(data))
+
+
+# -- the caller's side ---------------------------------------------------------
+
+
+def _retry_delay(error: APIError, attempt: int, opts: SessionOptions) -> Optional[float]:
+    """Seconds to wait before retrying ``error``, or ``None`` if not retryable."""
+    status = error.status or 0
+    if error.code == "insufficient_quota":
+        return None
+    if status != 429 and status < 500:
+        return None
+    headers = error.headers
+    hint: Optional[float] = None
+    try:
+        if "retry-after-ms" in headers:
+            hint = float(headers["retry-after-ms"]) / 1000.0
+        elif "retry-after" in headers:
+            hint = float(headers["retry-after"])
+    except ValueError:
+        hint = None
+    if hint is None:
+        match = _RETRY_IN.search(error.message or "")
+        if match:
+            hint = float(match.group(1)) / (1000.0 if match.group(2).lower() == "ms" else 1.0)
+    if hint is not None and 0 <= hint <= 60:
+        return hint
+    delay = min(opts.backoff_max, 0.5 * 2**attempt)
+    return delay * random.uniform(0.75, 1.0)
+
+
+def _error_from_event(event: ErrorEvent, body: Mapping[str, Any]) -> APIError:
+    payload = attrs.asdict(event.error) if event.error is not None else {}
+    error = api_error_from_payload(payload, status=event.status, request=dict(body))
+    if isinstance(error, PreviousResponseNotFoundError):
+        error.message = (
+            f"{error.message} The parent response is not available: with store=false a "
+            "response lives only in the cache of the socket that produced it, and that "
+            "socket has closed or its lane moved on. Send the whole conversation again "
+            "without previous_response_id, or use store=true."
+        )
+    return error
+
+
+class Session:
+    """A persistent WebSocket to the Responses API, shared by many threads.
+
+    Create one with :meth:`openai_ws.OpenAI.ws_session`; use it as a context
+    manager or call :meth:`close`. Every method is thread-safe. Requests from
+    different threads run concurrently on their own ``stream_id`` lanes (at
+    most 16 run at once per socket; the server queues the rest).
+    """
+
+    def __init__(self, options: SessionOptions, *, http: Optional[HTTPTransport] = None) -> None:
+        self._engine = _Engine(options, http)
+        self._finalizer = weakref.finalize(self, self._engine.close)
+        try:
+            with self._engine._send_lock:
+                self._engine._connect_with_backoff(time.monotonic() + options.connect_timeout * 4)
+        except BaseException:
+            self._finalizer()
+            raise
+
+    # -- context manager ------------------------------------------------------
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._engine.closed else "open"
+        return f"<openai_ws.Session {state} url={self._engine.options.url!r}>"
+
+    # -- public API -----------------------------------------------------------
+
+    @property
+    def stats(self) -> SessionStats:
+        """A snapshot of the session's counters."""
+        return self._engine.stats()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (or the session was collected)."""
+        return self._engine.closed
+
+    def close(self) -> None:
+        """Close the session; idempotent.
+
+        Requests still waiting in other threads fail at once with
+        :class:`~openai_ws.errors.SessionClosedError`; a 1000 close frame is
+        sent; the reader thread is joined (bounded by ``close_timeout``).
+        """
+        self._finalizer()
+
+    def send(
+        self,
+        request: Optional[ResponseCreateRequest] = None,
+        /,
+        *,
+        timeout: Optional[float] = None,
+        **fields: Any,
+    ) -> Response:
+        """Send a request and block until its terminal event; return the response.
+
+        ``completed``, ``incomplete`` and ``failed`` responses are returned
+        (check :attr:`Response.status`); an ``error`` event raises the matching
+        :class:`~openai_ws.errors.APIError`. ``timeout`` bounds the whole
+        request (default: the client's ``timeout``); it raises
+        :class:`~openai_ws.errors.RequestTimeoutError`.
+        """
+        done: List[Any] = []
+        for event in self._run(_coerce(request, fields), timeout):
+            if isinstance(event, ResponseOutputItemDone):
+                done.append(event.item)
+            elif event.type in TERMINAL_EVENT_TYPES:
+                response: Response = event.response  # type: ignore[union-attr]
+                if not response.output and done:
+                    response = attrs.evolve(response, output=done)
+                return response
+        raise ProtocolError("the stream ended without a terminal event")  # pragma: no cover
+
+    def stream(
+        self,
+        request: Optional[ResponseCreateRequest] = None,
+        /,
+        *,
+        timeout: Optional[float] = None,
+        **fields: Any,
+    ) -> Iterator[ServerEvent]:
+        """Send a request and return a generator of its events.
+
+        The request leaves at once; the generator yields every event in order
+        and stops after the terminal one (``response.completed``, ``.failed``,
+        ``.incomplete``). An ``error`` event raises the matching
+        :class:`~openai_ws.errors.APIError`. Breaking out of the loop, closing
+        the generator or dropping it abandons the request: its remaining
+        events are dropped and never reach another request.
+        """
+        return self._run(_coerce(request, fields), timeout)
+
+    def warmup(
+        self,
+        request: Optional[ResponseCreateRequest] = None,
+        /,
+        *,
+        timeout: Optional[float] = None,
+        **fields: Any,
+    ) -> str:
+        """Prepare a request without generating (``generate: false``); return its id.
+
+        Chain the real turn from it with ``previous_response_id``.
+        """
+        warm = attrs.evolve(_coerce(request, fields), generate=False)
+        return self.send(warm, timeout=timeout).id
+
+    # -- internals ------------------------------------------------------------
+
+    def _run(self, request: ResponseCreateRequest, timeout: Optional[float]) -> Iterator[Any]:
+        engine = self._engine
+        if engine.closed:
+            raise SessionClosedError("the session is closed")
+        body = request.to_dict()
+        stream_id = body.get("stream_id")
+        if stream_id is not None and not (
+            isinstance(stream_id, str) and _STREAM_ID.match(stream_id)
+        ):
+            raise ValueError("stream_id must be 1-256 characters of A-Z, a-z, 0-9, '_', '.', '-'")
+        opts = engine.options
+        limit = opts.request_timeout if timeout is None else timeout
+        deadline = None if limit is None else time.monotonic() + limit
+        state = engine.new_request(body)
+        engine.submit(state, deadline)
+        return _events(engine, state, deadline)
+
+
+def _coerce(request: Optional[ResponseCreateRequest], fields: Dict[str, Any]) -> ResponseCreateRequest:
+    if request is None:
+        return ResponseCreateRequest(**fields)
+    if fields:
+        raise TypeError("pass either a ResponseCreateRequest or keyword fields, not both")
+    if not isinstance(request, ResponseCreateRequest):
+        raise TypeError(f"expected a ResponseCreateRequest, got {type(request).__name__}")
+    return request
+
+
+def _events(
+    engine: _Engine, request: _Request, deadline: Optional[float]
+) -> Generator[Any, None, None]:
+    """Yield the request's events; recover from a lost socket in this thread."""
+    opts = engine.options
+    finished = False
+    retries = 0
+    try:
+        while True:
+            wait = deadline
+            if opts.event_timeout is not None:
+                event_deadline = time.monotonic() + opts.event_timeout
+                wait = event_deadline if wait is None else min(wait, event_deadline)
+            try:
+                item = request.inbox.get(wait)
+            except RequestTimeoutError:
+                what = "the request" if wait == deadline else "the next event"
+                raise RequestTimeoutError(
+                    f"timed out waiting for {what} after {request.delivered} event(s)"
+                ) from None
+            if isinstance(item, Failure):
+                finished = True
+                raise item.exc
+            if isinstance(item, _Rejected):
+                engine.submit(request, deadline)
+                continue
+            if isinstance(item, _Lost):
+                _recover(engine, request, item, deadline)
+                continue
+            if isinstance(item, ErrorEvent):
+                error = _error_from_event(item, request.body)
+                delay = None
+                if request.delivered == 0 and retries < opts.max_retries:
+                    delay = _retry_delay(error, retries, opts)
+                if delay is None or (deadline is not None and time.monotonic() + delay > deadline):
+                    finished = True
+                    raise error
+                retries += 1
+                engine.count("retries")
+                log.info("retrying after %s in %.2fs (attempt %d)", error.code or error.status,
+                         delay, retries)
+                time.sleep(delay)
+                request.inbox = Inbox(max_events=opts.max_queue_events,
+                                      max_bytes=opts.max_queue_bytes)
+                engine.submit(request, deadline)
+                continue
+            request.delivered += 1
+            finished = item.type in TERMINAL_EVENT_TYPES
+            yield item
+            if finished:
+                return
+    finally:
+        if not finished:
+            engine.abandon(request)
+
+
+def _recover(engine: _Engine, request: _Request, lost: _Lost, deadline: Optional[float]) -> None:
+    """The socket ended under ``request``: replay it or raise (caller's thread)."""
+    if request.delivered or (request.pending is not None and request.pending.events):
+        raise ReplayUnsafeError(
+            f"the connection closed (code={lost.code}) after the request had received "
+            f"{request.delivered} event(s); it was not replayed, to avoid answering it twice",
+            code=lost.code,
+            reason=lost.reason,
+            events_received=request.delivered,
+            response_id=request.pending.response_id if request.pending else None,
+        )
+    engine.count("replays")
+    log.info("replaying request %d on a new connection (code=%s)", request.key, lost.code)
+    engine.submit(request, deadline)
+
