@@ -241,9 +241,7 @@ class ConnectionCore:
         elif is_lane_rejection(event) and any(p.lane is not None for p in self._inflight):
             self.use_lanes = False
             self.lanes_rejected = True
-            target = next(
-                (p for p in self._inflight if p.lane is not None and p.events == 0), None
-            )
+            target = next((p for p in self._inflight if p.lane is not None and p.events == 0), None)
             rejected = target is not None
         else:
             if (

@@ -12,6 +12,7 @@ session's reader thread calls :meth:`WSTransport.recv` in a loop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -195,17 +196,13 @@ class WSTransport:
         """Shut the socket down at once (wakes the reader)."""
         sock = self._ws.sock
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def release(self) -> None:
         """Free the socket; call after the reader stopped using it."""
-        try:
+        with contextlib.suppress(websocket.WebSocketException, OSError, AttributeError):
             self._ws.shutdown()
-        except (websocket.WebSocketException, OSError, AttributeError):
-            pass
 
 
 def _error_message(body: Any) -> Optional[str]:

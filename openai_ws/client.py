@@ -22,7 +22,7 @@ from ._version import __version__
 from .errors import OpenAIWSError
 from .events import ServerEvent
 from .models import Response, ResponseCreateRequest
-from .session import Session, SessionOptions
+from .session import Session, SessionOptions, coerce_request
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAI", "Responses"]
 
@@ -77,9 +77,7 @@ class OpenAI:
         verify: bool = True,
     ) -> None:
         if not api_key:
-            raise OpenAIWSError(
-                "an API key is required: pass api_key=... or set OPENAI_API_KEY"
-            )
+            raise OpenAIWSError("an API key is required: pass api_key=... or set OPENAI_API_KEY")
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self._api_key = api_key
@@ -262,8 +260,4 @@ class Responses:
 
 
 def _body(request: Optional[ResponseCreateRequest], fields: Dict[str, Any]) -> Dict[str, Any]:
-    if request is None:
-        request = ResponseCreateRequest(**fields)
-    elif fields:
-        raise TypeError("pass either a ResponseCreateRequest or keyword fields, not both")
-    return request.to_dict()
+    return coerce_request(request, fields).to_dict()

@@ -28,7 +28,6 @@ import weakref
 from typing import (
     TYPE_CHECKING,
     Any,
-    Callable,
     Dict,
     Generator,
     Iterator,
@@ -50,7 +49,6 @@ from .errors import (
     APIError,
     ConnectError,
     ConnectionClosedError,
-    OpenAIWSError,
     PreviousResponseNotFoundError,
     ProtocolError,
     ReplayUnsafeError,
@@ -132,8 +130,8 @@ class _Request:
     abandoned: bool = False
     delivered: int = 0
     """Events handed to the caller so far, over every attempt."""
-    output_started: bool = False
-    response_id: Optional[str] = None
+    replays: int = 0
+    """Times the request was sent again because its socket ended first."""
 
 
 @attrs.define(eq=False)
@@ -147,6 +145,12 @@ class _Connection:
     thread: Optional[threading.Thread] = None
     closing: bool = False
     """We started closing it; its end is not a fault."""
+    retiring: bool = False
+    """No new requests go to it; it closes when its last request ends."""
+    limit_reached: bool = False
+    """The server said the connection is too old; its close is expected."""
+    dead: bool = False
+    """Its reader has handed every request back; nothing may register on it."""
 
 
 @attrs.frozen
@@ -171,6 +175,7 @@ class SessionOptions:
     backoff_initial: float = 0.25
     backoff_max: float = 8.0
     close_timeout: float = 5.0
+    max_connection_age: float = 55 * 60.0
 
 
 class _Engine:
@@ -197,6 +202,7 @@ class _Engine:
         self._keys = itertools.count(1)
         self._stats: Dict[str, int] = dict.fromkeys(attrs.fields_dict(SessionStats), 0)
         self._http_only_reason: Optional[str] = None
+        self._http_shapes: Set[Tuple[str, ...]] = set()
 
     # -- state ----------------------------------------------------------------
 
@@ -216,10 +222,19 @@ class _Engine:
 
     def connect(self) -> _Connection:
         """Return the open connection, opening one if needed (``_send_lock`` held)."""
+        retired: Optional[_Connection] = None
         with self._lock:
             if self._closed:
                 raise SessionClosedError("the session is closed")
             conn = self._conn
+            if conn is not None and (
+                time.monotonic() - conn.opened_at >= self.options.max_connection_age
+            ):
+                log.info("rotating a connection older than %.0fs", self.options.max_connection_age)
+                retired = self._retire(conn)
+                conn = None
+        if retired is not None:
+            retired.transport.send_close(1000)
         if conn is not None:
             return conn
         opts = self.options
@@ -259,25 +274,76 @@ class _Engine:
         log.info("connected to %s%s", opts.url, " (reconnect)" if reconnect else "")
         return conn
 
-    def _connect_with_backoff(self, deadline: Optional[float]) -> _Connection:
-        """Open a socket, retrying with bounded exponential backoff and jitter."""
+    def _retire(self, conn: _Connection) -> Optional[_Connection]:
+        """Stop sending to ``conn`` (``_lock`` held); return it if it can close now."""
+        conn.retiring = True
+        if self._conn is conn:
+            self._conn = None
+        if not conn.requests and not conn.closing:
+            conn.closing = True
+            return conn
+        return None
+
+    def connect_or_fallback(self, deadline: Optional[float]) -> Optional[_Connection]:
+        """Open a socket with bounded exponential backoff and jitter.
+
+        Returns ``None`` when the session switched to HTTP for good: the
+        upgrade was refused with 426, or every attempt failed and an HTTP
+        transport is available. Raises :class:`ConnectError` otherwise.
+        """
         opts = self.options
         attempt = 0
         while True:
+            if self._http_only_reason is not None:
+                return None
             try:
                 return self.connect()
             except ConnectError as exc:
                 attempt += 1
+                if exc.status == 426 and self.http is not None:
+                    self.use_http_for_session("the server refused the WebSocket upgrade (426)")
+                    return None
                 if exc.status is not None and exc.status not in (408, 429) and exc.status < 500:
-                    raise
-                if attempt > opts.reconnect_attempts:
                     raise
                 delay = min(opts.backoff_max, opts.backoff_initial * 2 ** (attempt - 1))
                 delay *= random.uniform(0.75, 1.0)
-                if deadline is not None and time.monotonic() + delay > deadline:
+                out_of_time = deadline is not None and time.monotonic() + delay > deadline
+                if attempt > opts.reconnect_attempts or out_of_time:
+                    if self.http is not None:
+                        self.use_http_for_session(f"{attempt} WebSocket connects failed ({exc})")
+                        return None
                     raise
                 log.info("connect failed (%s); retrying in %.2fs", exc, delay)
                 time.sleep(delay)
+
+    def open(self) -> None:
+        """Connect now, so a wrong key or URL fails at creation."""
+        with self._send_lock:
+            self.connect_or_fallback(None)
+
+    def use_http_for_session(self, reason: str) -> None:
+        with self._lock:
+            if self._http_only_reason is not None:
+                return
+            self._http_only_reason = reason
+        log.warning("using HTTP for the rest of this session: %s", reason)
+
+    def http_reason(self, body: Mapping[str, Any]) -> Optional[str]:
+        """Why ``body`` must go over HTTP, or ``None`` to use the socket."""
+        if self._http_only_reason is not None:
+            return self._http_only_reason
+        shape = _shape(body)
+        if shape and shape in self._http_shapes:
+            return f"a request with decimal {', '.join(shape)} closed the socket before"
+        return None
+
+    def remember_silent_close(self, body: Mapping[str, Any]) -> None:
+        """Send requests shaped like ``body`` over HTTP from now on."""
+        shape = _shape(body)
+        if shape:
+            with self._lock:
+                self._http_shapes.add(shape)
+            log.info("requests with decimal %s will use HTTP for this session", ", ".join(shape))
 
     # -- submitting -----------------------------------------------------------
 
@@ -291,24 +357,32 @@ class _Engine:
         self.count("requests")
         return request
 
-    def submit(self, request: _Request, deadline: Optional[float]) -> None:
-        """Register ``request`` on the socket and send its frame."""
+    def submit(self, request: _Request, deadline: Optional[float]) -> bool:
+        """Register ``request`` on the socket and send its frame.
+
+        Returns False when the session has switched to HTTP instead.
+        """
         with self._send_lock:
-            conn = self._connect_with_backoff(deadline)
             body = request.body
-            with self._lock:
-                if self._closed:
-                    raise SessionClosedError("the session is closed")
-                pending = conn.core.open(
-                    request.key,
-                    previous_response_id=body.get("previous_response_id"),
-                    stream_id=body.get("stream_id"),
-                )
-                request.conn, request.pending = conn, pending
-                conn.requests[request.key] = request
-                names = len(conn.core.lane_names)
-                if names > self._stats["lanes_used"]:
-                    self._stats["lanes_used"] = names
+            while True:
+                conn = self.connect_or_fallback(deadline)
+                if conn is None:
+                    return False
+                with self._lock:
+                    if self._closed:
+                        raise SessionClosedError("the session is closed")
+                    if conn.dead or conn.retiring:
+                        continue  # it ended between connect() and now: open another
+                    pending = conn.core.open(
+                        request.key,
+                        previous_response_id=body.get("previous_response_id"),
+                        stream_id=body.get("stream_id"),
+                    )
+                    request.conn, request.pending = conn, pending
+                    conn.requests[request.key] = request
+                    names = len(conn.core.lane_names)
+                    self._stats["lanes_used"] = max(self._stats["lanes_used"], names)
+                break
             frame: Dict[str, Any] = {"type": "response.create", **body}
             if pending.lane is not None:
                 frame["stream_id"] = pending.lane
@@ -319,6 +393,17 @@ class _Engine:
                 # a _Lost note (it has no event yet), so nothing is lost here.
                 log.debug("send failed; request %d waits for the reader", request.key)
                 conn.transport.abort()
+            return True
+
+    def retire(self, conn: Optional[_Connection]) -> None:
+        """The server said ``conn`` is too old: use a new socket from now on."""
+        if conn is None:
+            return
+        with self._lock:
+            conn.limit_reached = True
+            closing = self._retire(conn)
+        if closing is not None:
+            closing.transport.send_close(1000)
 
     def abandon(self, request: _Request) -> None:
         """The caller stopped listening: drop the rest of the request's events."""
@@ -329,6 +414,7 @@ class _Engine:
 
     def deliver(self, conn: _Connection, event: Any, nbytes: int) -> None:
         """Route one parsed event (reader thread)."""
+        close_now = False
         with self._lock:
             route = conn.core.route(event)
             if route is None:
@@ -338,9 +424,14 @@ class _Engine:
                 request = conn.requests.get(route.pending.key)
                 if route.terminal:
                     conn.requests.pop(route.pending.key, None)
+                    if conn.retiring and not conn.requests and not conn.closing:
+                        conn.closing = True
+                        close_now = True
                 if request is not None and request.abandoned:
                     self._stats["dropped_events"] += 1
                     request = None
+        if close_now:
+            conn.transport.send_close(1000)
         if route is None:
             log.warning(
                 "dropped an event no request owns: type=%s stream_id=%s",
@@ -363,7 +454,10 @@ class _Engine:
         with self._lock:
             if self._conn is conn:
                 self._conn = None
+            conn.dead = True
             kind = _protocol.classify_close(closed.code, initiated_by_us=conn.closing)
+            if kind is CloseKind.SILENT and conn.limit_reached:
+                kind = CloseKind.ABNORMAL  # announced by an error event: not silent
             if conn.core.lanes_rejected or conn.core.lanes_ignored:
                 self._use_lanes = False
             orphans = [conn.requests.pop(p.key, None) for p in conn.core.drain()]
@@ -531,8 +625,7 @@ class Session:
         self._engine = _Engine(options, http)
         self._finalizer = weakref.finalize(self, self._engine.close)
         try:
-            with self._engine._send_lock:
-                self._engine._connect_with_backoff(time.monotonic() + options.connect_timeout * 4)
+            self._engine.open()
         except BaseException:
             self._finalizer()
             raise
@@ -587,7 +680,7 @@ class Session:
         :class:`~openai_ws.errors.RequestTimeoutError`.
         """
         done: List[Any] = []
-        for event in self._run(_coerce(request, fields), timeout):
+        for event in self._run(coerce_request(request, fields), timeout):
             if isinstance(event, ResponseOutputItemDone):
                 done.append(event.item)
             elif event.type in TERMINAL_EVENT_TYPES:
@@ -614,7 +707,7 @@ class Session:
         the generator or dropping it abandons the request: its remaining
         events are dropped and never reach another request.
         """
-        return self._run(_coerce(request, fields), timeout)
+        return self._run(coerce_request(request, fields), timeout)
 
     def warmup(
         self,
@@ -628,7 +721,7 @@ class Session:
 
         Chain the real turn from it with ``previous_response_id``.
         """
-        warm = attrs.evolve(_coerce(request, fields), generate=False)
+        warm = attrs.evolve(coerce_request(request, fields), generate=False)
         return self.send(warm, timeout=timeout).id
 
     # -- internals ------------------------------------------------------------
@@ -647,11 +740,16 @@ class Session:
         limit = opts.request_timeout if timeout is None else timeout
         deadline = None if limit is None else time.monotonic() + limit
         state = engine.new_request(body)
-        engine.submit(state, deadline)
-        return _events(engine, state, deadline)
+        reason = engine.http_reason(body)
+        if reason is None and engine.submit(state, deadline):
+            return _events(engine, state, deadline)
+        return _over_http(engine, state, deadline, reason or engine.http_reason(body))
 
 
-def _coerce(request: Optional[ResponseCreateRequest], fields: Dict[str, Any]) -> ResponseCreateRequest:
+def coerce_request(
+    request: Optional[ResponseCreateRequest], fields: Dict[str, Any]
+) -> ResponseCreateRequest:
+    """The request a caller meant: a :class:`ResponseCreateRequest` or keyword fields."""
     if request is None:
         return ResponseCreateRequest(**fields)
     if fields:
@@ -659,6 +757,34 @@ def _coerce(request: Optional[ResponseCreateRequest], fields: Dict[str, Any]) ->
     if not isinstance(request, ResponseCreateRequest):
         raise TypeError(f"expected a ResponseCreateRequest, got {type(request).__name__}")
     return request
+
+
+def _shape(body: Mapping[str, Any]) -> Tuple[str, ...]:
+    """The top-level fields holding non-integer numbers (what trips the 1000 close)."""
+    return tuple(
+        sorted(
+            key
+            for key, value in body.items()
+            if isinstance(value, float) and not value.is_integer()
+        )
+    )
+
+
+def _over_http(
+    engine: _Engine, request: _Request, deadline: Optional[float], reason: Optional[str]
+) -> Generator[Any, None, None]:
+    """Complete ``request`` over HTTP with exactly the caller's fields."""
+    http = engine.http
+    if http is None:
+        raise ConnectError(f"cannot use the WebSocket ({reason}) and no HTTP transport is set")
+    engine.count("http_fallbacks")
+    log.info("request %d goes over HTTP: %s", request.key, reason)
+    # stream_id names a WebSocket lane; it has no meaning over HTTP.
+    body = {k: v for k, v in request.body.items() if k != "stream_id"}
+    timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
+    for event in http.stream(body, timeout=timeout):
+        request.delivered += 1
+        yield event
 
 
 def _events(
@@ -684,28 +810,53 @@ def _events(
             if isinstance(item, Failure):
                 finished = True
                 raise item.exc
+            resend = False
             if isinstance(item, _Rejected):
-                engine.submit(request, deadline)
-                continue
-            if isinstance(item, _Lost):
-                _recover(engine, request, item, deadline)
-                continue
-            if isinstance(item, ErrorEvent):
-                error = _error_from_event(item, request.body)
-                delay = None
-                if request.delivered == 0 and retries < opts.max_retries:
-                    delay = _retry_delay(error, retries, opts)
-                if delay is None or (deadline is not None and time.monotonic() + delay > deadline):
+                resend = True
+            elif isinstance(item, _Lost):
+                resend = _recover(engine, request, item)
+                if not resend:
                     finished = True
-                    raise error
-                retries += 1
-                engine.count("retries")
-                log.info("retrying after %s in %.2fs (attempt %d)", error.code or error.status,
-                         delay, retries)
-                time.sleep(delay)
-                request.inbox = Inbox(max_events=opts.max_queue_events,
-                                      max_bytes=opts.max_queue_bytes)
-                engine.submit(request, deadline)
+                    yield from _over_http(engine, request, deadline, "the socket closed silently")
+                    return
+            elif isinstance(item, ErrorEvent):
+                error = _error_from_event(item, request.body)
+                if error.code == "websocket_connection_limit_reached" and request.replays < (
+                    opts.reconnect_attempts
+                ):
+                    log.info("the connection reached its age limit; replaying on a new one")
+                    engine.retire(request.conn)
+                    request.replays += 1
+                    engine.count("replays")
+                    resend = True
+                else:
+                    delay = None
+                    if request.delivered == 0 and retries < opts.max_retries:
+                        delay = _retry_delay(error, retries, opts)
+                    if delay is None or (
+                        deadline is not None and time.monotonic() + delay > deadline
+                    ):
+                        finished = True
+                        raise error
+                    retries += 1
+                    engine.count("retries")
+                    log.info(
+                        "retrying after %s in %.2fs (attempt %d of %d)",
+                        error.code or error.status,
+                        delay,
+                        retries,
+                        opts.max_retries,
+                    )
+                    time.sleep(delay)
+                    resend = True
+            if resend:
+                request.inbox = Inbox(
+                    max_events=opts.max_queue_events, max_bytes=opts.max_queue_bytes
+                )
+                if not engine.submit(request, deadline):
+                    finished = True
+                    yield from _over_http(engine, request, deadline, engine.http_reason({}))
+                    return
                 continue
             request.delivered += 1
             finished = item.type in TERMINAL_EVENT_TYPES
@@ -717,8 +868,9 @@ def _events(
             engine.abandon(request)
 
 
-def _recover(engine: _Engine, request: _Request, lost: _Lost, deadline: Optional[float]) -> None:
-    """The socket ended under ``request``: replay it or raise (caller's thread)."""
+def _recover(engine: _Engine, request: _Request, lost: _Lost) -> bool:
+    """The socket ended under ``request``: True to resend it on a new socket,
+    False to complete it over HTTP; raises when neither is safe."""
     if request.delivered or (request.pending is not None and request.pending.events):
         raise ReplayUnsafeError(
             f"the connection closed (code={lost.code}) after the request had received "
@@ -728,7 +880,17 @@ def _recover(engine: _Engine, request: _Request, lost: _Lost, deadline: Optional
             events_received=request.delivered,
             response_id=request.pending.response_id if request.pending else None,
         )
+    if lost.kind is CloseKind.SILENT and engine.http is not None:
+        engine.remember_silent_close(request.body)
+        return False
+    if request.replays >= engine.options.reconnect_attempts:
+        raise ConnectionClosedError(
+            f"the connection closed (code={lost.code}) {request.replays + 1} times before "
+            "the request received any event; giving up",
+            code=lost.code,
+            reason=lost.reason,
+        )
+    request.replays += 1
     engine.count("replays")
     log.info("replaying request %d on a new connection (code=%s)", request.key, lost.code)
-    engine.submit(request, deadline)
-
+    return True

@@ -1,0 +1,78 @@
+"""A deliberately unhelpful WebSocket server for tests: it upgrades, then says nothing.
+
+It records the handshake headers it received and never answers pings, so the
+tests can check what the client sends and that a socket without pongs is
+declared dead. It listens on 127.0.0.1, port 0, and stops itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import socket
+import threading
+from typing import Dict, List, Optional
+
+_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class SilentServer:
+    """Accepts WebSocket upgrades on 127.0.0.1 and then stays silent."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.headers: List[Dict[str, str]] = []
+        self._conns: List[socket.socket] = []
+        self._thread: Optional[threading.Thread] = None
+        self._stopping = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> SilentServer:
+        self._thread = threading.Thread(target=self._serve, name="silent-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping = True
+        self._listener.close()
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _serve(self) -> None:
+        while not self._stopping:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            lines = data.decode("latin-1").split("\r\n")[1:]
+            headers = {}
+            for line in lines:
+                if ":" in line:
+                    name, value = line.split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+            self.headers.append(headers)
+            accept = base64.b64encode(
+                hashlib.sha1((headers.get("sec-websocket-key", "") + _GUID).encode()).digest()
+            ).decode()
+            conn.sendall(
+                (
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                ).encode()
+            )

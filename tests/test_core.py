@@ -1,0 +1,256 @@
+"""Pure tests of the sans-IO core (lanes, routing, close classification) and the inbox."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Optional
+
+import pytest
+
+from openai_ws._convert import parse_event
+from openai_ws._inbox import Failure, Inbox
+from openai_ws._protocol import (
+    MAX_LANE_NAMES,
+    CloseKind,
+    ConnectionCore,
+    classify_close,
+    is_lane_rejection,
+)
+from openai_ws.errors import ConsumerTooSlowError, RequestTimeoutError
+
+
+def _response(rid: str, status: str = "in_progress") -> dict:
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": 1,
+        "status": status,
+        "model": "m",
+        "output": [],
+    }
+
+
+def created(rid: str, lane: Optional[str] = None) -> Any:
+    raw: dict = {"type": "response.created", "sequence_number": 0, "response": _response(rid)}
+    if lane is not None:
+        raw["stream_id"] = lane
+    return parse_event(raw)
+
+
+def delta(text: str, lane: Optional[str] = None) -> Any:
+    raw: dict = {
+        "type": "response.output_text.delta",
+        "item_id": "msg_1",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": text,
+        "logprobs": [],
+        "sequence_number": 1,
+    }
+    if lane is not None:
+        raw["stream_id"] = lane
+    return parse_event(raw)
+
+
+def completed(rid: str, lane: Optional[str] = None) -> Any:
+    raw: dict = {
+        "type": "response.completed",
+        "sequence_number": 2,
+        "response": _response(rid, "completed"),
+    }
+    if lane is not None:
+        raw["stream_id"] = lane
+    return parse_event(raw)
+
+
+def error(code: str, param: Optional[str] = None, lane: Optional[str] = None) -> Any:
+    raw: dict = {
+        "type": "error",
+        "status": 400,
+        "error": {"type": "invalid_request_error", "code": code, "message": code, "param": param},
+    }
+    if lane is not None:
+        raw["stream_id"] = lane
+    return parse_event(raw)
+
+
+# -- lanes ----------------------------------------------------------------------
+
+
+def test_concurrent_requests_get_distinct_lanes() -> None:
+    """Requests in flight at the same time never share a lane while names remain."""
+    core = ConnectionCore(use_lanes=True)
+    lanes = [core.open(i).lane for i in range(10)]
+    assert len(set(lanes)) == 10
+    assert all(lane is not None for lane in lanes)
+
+
+def test_idle_lanes_are_reused_and_names_are_capped() -> None:
+    """Finished lanes are reused and no more than 32 names are ever made."""
+    core = ConnectionCore(use_lanes=True)
+    for round_ in range(5):
+        opened = [core.open(round_ * 100 + i) for i in range(20)]
+        for p in opened:
+            assert core.route(created(f"r{p.key}", p.lane)) is not None
+            route = core.route(completed(f"r{p.key}", p.lane))
+            assert route is not None and route.terminal
+    assert len(core.lane_names) <= MAX_LANE_NAMES
+    many = [core.open(1000 + i) for i in range(40)]
+    assert len({p.lane for p in many}) == MAX_LANE_NAMES
+
+
+def test_continuation_goes_to_the_lane_caching_its_parent() -> None:
+    """A previous_response_id that is an idle lane's latest response picks that lane."""
+    core = ConnectionCore(use_lanes=True)
+    a, b = core.open(1), core.open(2)
+    for p, rid in ((a, "resp_a"), (b, "resp_b")):
+        core.route(created(rid, p.lane))
+        core.route(completed(rid, p.lane))
+    follow = core.open(3, previous_response_id="resp_b")
+    assert follow.lane == b.lane
+    fresh = core.open(4)
+    assert fresh.lane not in (b.lane,)
+
+
+def test_tagged_events_route_to_the_head_of_their_lane() -> None:
+    """Interleaved events of two lanes each reach their own request."""
+    core = ConnectionCore(use_lanes=True)
+    a, b = core.open(1), core.open(2)
+    assert core.route(delta("x", b.lane)).pending is b  # type: ignore[union-attr]
+    assert core.route(delta("y", a.lane)).pending is a  # type: ignore[union-attr]
+    route = core.route(completed("r", a.lane))
+    assert route is not None and route.pending is a and route.terminal
+    assert [p.key for p in core.inflight] == [2]
+
+
+def test_event_for_an_unknown_lane_is_unroutable() -> None:
+    """An event tagged with a lane nobody uses belongs to no request."""
+    core = ConnectionCore(use_lanes=True)
+    core.open(1)
+    assert core.route(delta("x", "nobody")) is None
+
+
+def test_default_lane_is_fifo() -> None:
+    """Without lanes, untagged events go to the oldest unfinished request."""
+    core = ConnectionCore(use_lanes=False)
+    a, b = core.open(1), core.open(2)
+    assert a.lane is None and b.lane is None
+    assert core.route(delta("x")).pending is a  # type: ignore[union-attr]
+    core.route(completed("r1"))
+    assert core.route(delta("y")).pending is b  # type: ignore[union-attr]
+
+
+def test_server_ignoring_stream_id_switches_to_send_order() -> None:
+    """Untagged answers to tagged requests are attributed in send order, lanes turn off."""
+    core = ConnectionCore(use_lanes=True)
+    a, b = core.open(1), core.open(2)
+    route = core.route(created("r1"))
+    assert route is not None and route.pending is a
+    assert core.lanes_ignored and not core.use_lanes
+    core.route(completed("r1"))
+    assert core.route(created("r2")).pending is b  # type: ignore[union-attr]
+    c = core.open(3)
+    assert c.lane is None
+
+
+def test_server_rejecting_stream_id_hands_back_each_request() -> None:
+    """Each untagged stream_id rejection goes to the oldest unstarted tagged request."""
+    core = ConnectionCore(use_lanes=True)
+    a, b = core.open(1), core.open(2)
+    first = core.route(error("unknown_parameter", param="stream_id"))
+    assert first is not None and first.rejected and first.pending is a
+    assert core.lanes_rejected and not core.use_lanes
+    replay = core.open(1)
+    assert replay.lane is None
+    second = core.route(error("unknown_parameter", param="stream_id"))
+    assert second is not None and second.rejected and second.pending is b
+    assert core.route(created("r1")).pending is replay  # type: ignore[union-attr]
+
+
+def test_untagged_error_goes_to_oldest_unstarted_request() -> None:
+    """A connection-level error is the reply to the oldest request with no events."""
+    core = ConnectionCore(use_lanes=True)
+    a, b = core.open(1), core.open(2)
+    core.route(created("r1", a.lane))
+    route = core.route(error("websocket_connection_limit_reached"))
+    assert route is not None and route.pending is b and route.terminal
+
+
+def test_lane_rejection_detection() -> None:
+    """Only untagged errors about stream_id count as a lane rejection."""
+    assert is_lane_rejection(error("unknown_parameter", param="stream_id"))
+    assert not is_lane_rejection(error("unknown_parameter", param="stream_id", lane="x"))
+    assert not is_lane_rejection(error("previous_response_not_found", "previous_response_id"))
+    assert not is_lane_rejection(delta("stream_id"))
+
+
+def test_drain_returns_every_unfinished_request() -> None:
+    """When the socket goes, every request still in flight is handed back once."""
+    core = ConnectionCore(use_lanes=True)
+    opened = [core.open(i) for i in range(3)]
+    core.route(completed("r", opened[1].lane))
+    assert [p.key for p in core.drain()] == [0, 2]
+    assert core.drain() == []
+
+
+def test_close_classification() -> None:
+    """1000 from the server is silent, our own close is ours, anything else abnormal."""
+    assert classify_close(1000, initiated_by_us=False) is CloseKind.SILENT
+    assert classify_close(1000, initiated_by_us=True) is CloseKind.OURS
+    for code in (None, 1001, 1006, 1011):
+        assert classify_close(code, initiated_by_us=False) is CloseKind.ABNORMAL
+
+
+# -- inbox ----------------------------------------------------------------------
+
+
+def test_inbox_delivers_in_order_and_ends_with_terminal() -> None:
+    """Items come out in order; nothing is accepted after the terminal item."""
+    inbox = Inbox(max_events=10, max_bytes=1000)
+    assert inbox.put("a", 1)
+    assert inbox.put("b", 1, terminal=True)
+    assert not inbox.put("c", 1)
+    assert [inbox.get(), inbox.get()] == ["a", "b"]
+    assert inbox.closed
+
+
+def test_inbox_timeout_loses_nothing() -> None:
+    """A timed-out get raises TimeoutError and a later get still sees the item."""
+    inbox = Inbox(max_events=10, max_bytes=1000)
+    with pytest.raises(TimeoutError):
+        inbox.get(time.monotonic() + 0.01)
+    with pytest.raises(RequestTimeoutError):
+        inbox.get(time.monotonic() - 1)
+    inbox.put("late", 4)
+    assert inbox.get(time.monotonic() + 1) == "late"
+
+
+def test_inbox_overflow_fails_only_the_consumer() -> None:
+    """Too many queued events fail the inbox with ConsumerTooSlowError, never block."""
+    inbox = Inbox(max_events=3, max_bytes=10_000)
+    results = [inbox.put(i, 1) for i in range(5)]
+    assert results == [True, True, True, False, False]
+    item = inbox.get()
+    assert isinstance(item, Failure) and isinstance(item.exc, ConsumerTooSlowError)
+
+
+def test_inbox_byte_bound() -> None:
+    """The byte bound trips before the event bound when events are large."""
+    inbox = Inbox(max_events=100, max_bytes=10)
+    assert inbox.put("a", 6)
+    assert not inbox.put("b", 6)
+    assert isinstance(inbox.get(), Failure)
+
+
+def test_inbox_wakes_a_blocked_waiter() -> None:
+    """A put from another thread wakes a consumer blocked without a deadline."""
+    inbox = Inbox(max_events=10, max_bytes=1000)
+    got: list = []
+    thread = threading.Thread(target=lambda: got.append(inbox.get()))
+    thread.start()
+    time.sleep(0.05)
+    inbox.fail(RuntimeError("x"))
+    thread.join(2)
+    assert not thread.is_alive()
+    assert isinstance(got[0], Failure)
