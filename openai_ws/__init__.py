@@ -12,6 +12,7 @@ response models, the server events and the exceptions. Everything in a module
 whose name starts with an underscore is private.
 """
 
+from ._loops import RunResult
 from ._version import __version__
 from .client import OpenAI, Responses
 from .errors import (
@@ -147,6 +148,7 @@ __all__ = [
     "ResponseSteerFailed",
     "ResponseSteerPending",
     "Responses",
+    "RunResult",
     "ServerEvent",
     "Session",
     "SessionClosedError",

@@ -28,14 +28,17 @@ import weakref
 from typing import (
     TYPE_CHECKING,
     Any,
+    Callable,
     Dict,
     Generator,
+    Iterable,
     Iterator,
     List,
     Mapping,
     Optional,
     Set,
     Tuple,
+    Union,
 )
 
 import attrs
@@ -43,6 +46,7 @@ import attrs
 from . import _protocol
 from ._convert import parse_event
 from ._inbox import Failure, Inbox
+from ._loops import RunResult, map_requests, run_tools
 from ._protocol import CloseKind, ConnectionCore, Pending
 from ._ws import Binary, Closed, Idle, Pong, Text, WSTransport
 from .errors import (
@@ -723,6 +727,63 @@ class Session:
         """
         warm = attrs.evolve(coerce_request(request, fields), generate=False)
         return self.send(warm, timeout=timeout).id
+
+    def run(
+        self,
+        request: Optional[ResponseCreateRequest] = None,
+        /,
+        *,
+        tools: Mapping[str, Callable[..., Any]],
+        max_turns: int = 10,
+        tool_errors: str = "output",
+        timeout: Optional[float] = None,
+        **fields: Any,
+    ) -> RunResult:
+        """Run a tool-calling loop until the model answers without calls.
+
+        Each function call the model makes is run with ``tools[call.name]``,
+        called with the call's JSON arguments as keyword arguments (several
+        calls of one turn run in parallel threads). The results (``str`` as is,
+        anything else as JSON) go back as ``function_call_output`` items chained
+        with ``previous_response_id``, with the rest of ``request`` unchanged.
+        A tool that raises, or a name with no tool, becomes an error output the
+        model sees (``tool_errors="output"``) or propagates
+        (``tool_errors="raise"``). Stops after ``max_turns`` requests at most;
+        :attr:`RunResult.finished` tells whether the model was done.
+        """
+        return run_tools(
+            self,
+            coerce_request(request, fields),
+            tools,
+            max_turns=max_turns,
+            tool_errors=tool_errors,
+            timeout=timeout,
+        )
+
+    def map(
+        self,
+        requests: Iterable[ResponseCreateRequest],
+        *,
+        concurrency: int = _protocol.MAX_ACTIVE_RESPONSES,
+        timeout: Optional[float] = None,
+        return_exceptions: bool = False,
+        progress: bool = False,
+    ) -> Iterator[Union[Response, BaseException]]:
+        """Send independent requests concurrently; yield responses in input order.
+
+        At most ``concurrency`` requests run at once (the server runs 16 per
+        socket). A failed request raises when its turn comes, or is yielded as
+        the exception with ``return_exceptions=True``. ``progress=True`` shows
+        a tqdm progress bar when tqdm is installed.
+        """
+        return map_requests(
+            self,
+            requests,
+            concurrency=concurrency,
+            timeout=timeout,
+            return_exceptions=return_exceptions,
+            progress=progress,
+        )
 
     # -- internals ------------------------------------------------------------
 
