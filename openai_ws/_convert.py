@@ -1,0 +1,620 @@
+"""The private converter between wire dicts and the typed models.
+
+One cattrs ``Converter`` lives here and nowhere else. Incoming events are
+dispatched by a dict lookup on their ``"type"`` to the cattrs-generated
+structure function of their class; unknown types become ``UnknownEvent`` with
+the raw dict. Scalars are checked strictly (cattrs would happily turn ``5`` into
+``"5"``): a string must be a string, an int an int (never a bool), a float any
+JSON number. Nothing from cattrs leaks out: every failure to parse is raised as
+:class:`~openai_ws.errors.ProtocolError` naming the event type and the field
+(a dotted path such as ``response.output[0].call_id``), chained ``from`` the cause.
+
+This module must never do I/O, never log, and never import anything but attrs,
+cattrs, the standard library and the ``openai_ws`` models and errors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    AttributeValidationNote,
+    BaseValidationError,
+    IterableValidationNote,
+    StructureHandlerNotFoundError,
+)
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from .errors import ProtocolError
+from .events import (
+    KNOWN_EVENT_CLASSES,
+    ErrorEvent,
+    ErrorPayload,
+    ServerEvent,
+    SteerInfo,
+    UnknownEvent,
+    _wire_type_of,
+)
+from .models import (
+    ContentPart,
+    FunctionCall,
+    FunctionCallOutput,
+    IncompleteDetails,
+    InputMessage,
+    InputTokensDetails,
+    OutputItem,
+    OutputMessage,
+    OutputRefusal,
+    OutputText,
+    OutputTokensDetails,
+    ReasoningItem,
+    ReasoningText,
+    Response,
+    ResponseCreateRequest,
+    ResponseErrorInfo,
+    SummaryText,
+    UnknownContent,
+    UnknownOutputItem,
+    Usage,
+)
+
+__all__ = ["parse_event", "parse_response", "structure", "structure_event", "unstructure"]
+
+_StructureFn = Callable[[Any, Any], Any]
+_T = TypeVar("_T")
+
+# Exceptions a malformed payload can cause while structuring; all become ProtocolError.
+_PARSE_ERRORS = (
+    BaseValidationError,
+    StructureHandlerNotFoundError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    RecursionError,
+)
+
+_converter = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+
+
+# --------------------------------------------------------------------------
+# Strict scalar and JSON-passthrough hooks
+# --------------------------------------------------------------------------
+
+
+def _json_kind(value: Any) -> str:
+    """The JSON name of a decoded value's type, for error messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+class _FieldError(Exception):
+    """A problem with one named field, raised by the hand-written hooks below."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def _structure_str(value: Any, _: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string, got {_json_kind(value)}")
+
+
+def _structure_int(value: Any, _: Any) -> int:
+    if type(value) is int:
+        return value
+    raise TypeError(f"expected an integer, got {_json_kind(value)}")
+
+
+def _structure_float(value: Any, _: Any) -> float:
+    # JSON has one number type: 1 and 1.0 are both valid floats. Kept as sent.
+    if type(value) is float or type(value) is int:
+        return value
+    raise TypeError(f"expected a number, got {_json_kind(value)}")
+
+
+def _structure_bool(value: Any, _: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"expected a boolean, got {_json_kind(value)}")
+
+
+def _structure_object(value: Any, _: Any) -> Dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    raise TypeError(f"expected an object, got {_json_kind(value)}")
+
+
+def _structure_object_list(value: Any, _: Any) -> List[Dict[str, Any]]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected an array, got {_json_kind(value)}")
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise TypeError(f"expected an array of objects, item {index} is {_json_kind(item)}")
+    return value
+
+
+def _structure_str_dict(value: Any, _: Any) -> Dict[str, str]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {_json_kind(value)}")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise TypeError(f"expected string values, {key!r} is {_json_kind(item)}")
+    return value
+
+
+_JSON_LEAVES: Dict[Any, Tuple[type, ...]] = {
+    str: (str,),
+    type(None): (type(None),),
+    Dict[str, Any]: (dict,),
+    List[Dict[str, Any]]: (list,),
+}
+
+
+def _is_json_union(tp: Any) -> bool:
+    return get_origin(tp) is Union and all(arg in _JSON_LEAVES for arg in get_args(tp))
+
+
+def _make_json_union_hook(tp: Any) -> _StructureFn:
+    """Structure a union of JSON shapes (e.g. ``str | object``) by checking the value's kind."""
+    classes = tuple(cls for arg in get_args(tp) for cls in _JSON_LEAVES[arg])
+    kinds = " or ".join(
+        {str: "a string", type(None): "null", dict: "an object", list: "an array"}[cls]
+        for cls in classes
+    )
+
+    def hook(value: Any, _: Any) -> Any:
+        if isinstance(value, classes):
+            if isinstance(value, list):
+                return _structure_object_list(value, None)
+            return value
+        raise TypeError(f"expected {kinds}, got {_json_kind(value)}")
+
+    return hook
+
+
+_converter.register_structure_hook(str, _structure_str)
+_converter.register_structure_hook(int, _structure_int)
+_converter.register_structure_hook(float, _structure_float)
+_converter.register_structure_hook(bool, _structure_bool)
+_converter.register_structure_hook_func(lambda t: t == Dict[str, Any], _structure_object)
+_converter.register_structure_hook_func(lambda t: t == List[Dict[str, Any]], _structure_object_list)
+_converter.register_structure_hook_func(lambda t: t == Dict[str, str], _structure_str_dict)
+_converter.register_structure_hook_factory(_is_json_union, _make_json_union_hook)
+
+
+# --------------------------------------------------------------------------
+# Class hooks
+# --------------------------------------------------------------------------
+
+
+def _null_means_default(cls: type) -> Tuple[str, ...]:
+    """Fields with a non-None default: a JSON null there means "use the default".
+
+    This is what lets a terminal response with ``"output": null`` parse (PROTOCOL.md
+    §3.1), and likewise ``"annotations": null`` or ``"summary": null``.
+    """
+    return tuple(
+        a.name
+        for a in attrs.fields(cls)
+        if a.init and a.default is not attrs.NOTHING and a.default is not None
+    )
+
+
+def _generate(cls: type, **overrides: Any) -> _StructureFn:
+    """The cattrs-generated structure function of ``cls``, wrapped only when needed."""
+    generated = cast(
+        _StructureFn,
+        make_dict_structure_fn(
+            cls,
+            _converter,
+            _cattrs_forbid_extra_keys=False,
+            _cattrs_detailed_validation=True,
+            **overrides,
+        ),
+    )
+    nullable = _null_means_default(cls)
+    if not nullable:
+        return generated
+
+    def structure(obj: Any, tp: Any) -> Any:
+        if any(obj.get(name, 0) is None for name in nullable):
+            obj = {k: v for k, v in obj.items() if v is not None or k not in nullable}
+        return generated(obj, tp)
+
+    return structure
+
+
+def _object_hook(fn: _StructureFn) -> _StructureFn:
+    """Guard a nested class's structure function: its value must be a JSON object."""
+
+    def hook(obj: Any, tp: Any) -> Any:
+        if not isinstance(obj, Mapping):
+            raise TypeError(f"expected an object, got {_json_kind(obj)}")
+        return fn(obj, tp)
+
+    return hook
+
+
+def _register_class(cls: type, fn: Optional[_StructureFn] = None) -> _StructureFn:
+    fn = fn if fn is not None else _generate(cls)
+    _converter.register_structure_hook(cls, _object_hook(fn))
+    return fn
+
+
+def _tagged_union(
+    name: str, classes: Tuple[type, ...], unknown: Callable[[str, Dict[str, Any]], Any]
+) -> _StructureFn:
+    """Structure a union tagged on ``"type"``: dict lookup, then the class's function.
+
+    A type not in ``classes`` becomes ``unknown(type, raw_dict)``.
+    """
+    table: Dict[str, Tuple[_StructureFn, type]] = {}
+    for cls in classes:
+        table[_wire_type_of(cls)] = (_generate(cls), cls)
+
+    def hook(obj: Any, _: Any) -> Any:
+        if not isinstance(obj, Mapping):
+            raise TypeError(f"expected {name} object, got {_json_kind(obj)}")
+        tag = obj.get("type")
+        if not isinstance(tag, str):
+            reason = "is missing" if tag is None else f"must be a string, got {_json_kind(tag)}"
+            raise _FieldError("type", reason)
+        entry = table.get(tag)
+        if entry is None:
+            return unknown(tag, dict(obj))
+        fn, cls = entry
+        return fn(obj, cls)
+
+    return hook
+
+
+_structure_content_part = _tagged_union(
+    "a content part",
+    (OutputText, OutputRefusal, ReasoningText),
+    lambda tag, raw: UnknownContent(type=tag, raw=raw),
+)
+_converter.register_structure_hook_func(lambda t: t == ContentPart, _structure_content_part)
+_register_class(SummaryText)
+_register_class(ReasoningText)
+
+_structure_output_item = _tagged_union(
+    "an output item",
+    (OutputMessage, FunctionCall, ReasoningItem),
+    lambda tag, raw: UnknownOutputItem(type=tag, raw=raw),
+)
+_converter.register_structure_hook_func(lambda t: t == OutputItem, _structure_output_item)
+
+_DETAIL_CLASSES: Tuple[type, ...] = (
+    InputTokensDetails,
+    OutputTokensDetails,
+    Usage,
+    ResponseErrorInfo,
+    IncompleteDetails,
+)
+for _detail_cls in _DETAIL_CLASSES:
+    _register_class(_detail_cls)
+
+
+def _make_response_hook() -> _StructureFn:
+    generated = _generate(Response, raw=override(omit=True))
+
+    def structure(obj: Any, tp: Any) -> Response:
+        response = cast(Response, generated(obj, tp))
+        # ``raw`` is not a wire field: attach the original dict, as attrs documents
+        # for setting attributes of a frozen instance after construction.
+        object.__setattr__(response, "raw", obj if isinstance(obj, dict) else dict(obj))
+        return response
+
+    return structure
+
+
+_structure_response = _register_class(Response, _make_response_hook())
+
+
+def _string_headers(headers: Any) -> Any:
+    """Header maps with non-string scalar values get them as strings; nulls are dropped."""
+    if not isinstance(headers, Mapping) or all(isinstance(v, str) for v in headers.values()):
+        return headers
+    return {
+        str(key): value if isinstance(value, str) else json.dumps(value)
+        for key, value in headers.items()
+        if value is not None and not isinstance(value, (Mapping, list))
+    }
+
+
+def _make_error_payload_hook() -> _StructureFn:
+    generated = _generate(ErrorPayload)
+
+    def structure(obj: Any, tp: Any) -> ErrorPayload:
+        headers = obj.get("headers")
+        if headers is not None and _string_headers(headers) is not headers:
+            obj = {**obj, "headers": _string_headers(headers)}
+        return cast(ErrorPayload, generated(obj, tp))
+
+    return structure
+
+
+_register_class(ErrorPayload, _make_error_payload_hook())
+_register_class(SteerInfo)
+_register_class(InputMessage)
+_register_class(FunctionCallOutput)
+
+
+def _make_unknown_hook(
+    cls: Union[Type[UnknownOutputItem], Type[UnknownContent]],
+) -> _StructureFn:
+    def structure(obj: Any, _: Any) -> Any:
+        tag = obj.get("type")
+        if not isinstance(tag, str):
+            raise _FieldError("type", "is missing" if tag is None else "must be a string")
+        return cls(type=tag, raw=dict(obj))
+
+    return structure
+
+
+_register_class(UnknownOutputItem, _make_unknown_hook(UnknownOutputItem))
+_register_class(UnknownContent, _make_unknown_hook(UnknownContent))
+
+_FLAT_ERROR_KEYS = ("type", "code", "message", "param")
+
+
+def _make_error_event_hook() -> _StructureFn:
+    generated = _generate(ErrorEvent)
+
+    def structure(obj: Any, tp: Any) -> ErrorEvent:
+        patch: Dict[str, Any] = {}
+        if obj.get("error") is None:
+            # The flat SSE shape: {"type": "error", "code", "message", "param", ...}.
+            patch["error"] = {
+                key: obj[key] for key in _FLAT_ERROR_KEYS[1:] if obj.get(key) is not None
+            }
+        if obj.get("status") is None and obj.get("status_code") is not None:
+            patch["status"] = obj["status_code"]
+        headers = obj.get("headers")
+        if headers is not None and _string_headers(headers) is not headers:
+            patch["headers"] = _string_headers(headers)
+        if patch:
+            obj = {**obj, **patch}
+        return cast(ErrorEvent, generated(obj, tp))
+
+    return structure
+
+
+#: Wire type → (structure function, class) of every modelled event.
+_EVENT_TABLE: Dict[str, Tuple[_StructureFn, type]] = {
+    wire_type: (_make_error_event_hook() if cls is ErrorEvent else _generate(cls), cls)
+    for wire_type, cls in KNOWN_EVENT_CLASSES.items()
+}
+_EVENT_CLASSES = frozenset(KNOWN_EVENT_CLASSES.values())
+
+
+# --------------------------------------------------------------------------
+# Unstructuring (models → wire dicts)
+# --------------------------------------------------------------------------
+
+
+def _register_unstructure(cls: type, *, omit_none: bool = True) -> None:
+    """Generate ``cls``'s unstructure function: ``type`` included, unset (None) fields left out.
+
+    With ``omit_none=False`` every field is written, ``None`` as ``null`` (the
+    Response object, whose spec lists many required-but-nullable keys).
+    """
+    overrides: Dict[str, Any] = {}
+    for a in attrs.fields(cls):
+        if a.name == "raw":
+            overrides["raw"] = override(omit=True)
+        elif omit_none and a.default is None:
+            overrides[a.name] = override(omit_if_default=True)
+    fn: Callable[[Any], Dict[str, Any]] = make_dict_unstructure_fn(
+        cls, _converter, _cattrs_include_init_false=True, **overrides
+    )
+    _converter.register_unstructure_hook(cls, fn)
+
+
+def _unstructure_raw(obj: Union[UnknownEvent, UnknownOutputItem, UnknownContent]) -> Any:
+    return _converter.unstructure(obj.raw)
+
+
+_PLAIN_MODELS: Tuple[type, ...] = (
+    OutputText,
+    OutputRefusal,
+    ReasoningText,
+    SummaryText,
+    OutputMessage,
+    FunctionCall,
+    ReasoningItem,
+    InputMessage,
+    FunctionCallOutput,
+    InputTokensDetails,
+    OutputTokensDetails,
+    Usage,
+    ResponseErrorInfo,
+    IncompleteDetails,
+    ErrorPayload,
+    SteerInfo,
+    *KNOWN_EVENT_CLASSES.values(),
+)
+for _model_cls in _PLAIN_MODELS:
+    _register_unstructure(_model_cls)
+_register_unstructure(Response, omit_none=False)
+_converter.register_unstructure_hook(UnknownEvent, _unstructure_raw)
+_converter.register_unstructure_hook(UnknownOutputItem, _unstructure_raw)
+_converter.register_unstructure_hook(UnknownContent, _unstructure_raw)
+_converter.register_unstructure_hook(ResponseCreateRequest, ResponseCreateRequest.to_dict)
+
+
+# --------------------------------------------------------------------------
+# Errors → ProtocolError
+# --------------------------------------------------------------------------
+
+
+def _describe(exc: BaseException) -> Tuple[str, str]:
+    """The dotted path of the first failing field in ``exc``, and what was wrong with it."""
+    path = ""
+    while True:
+        if isinstance(exc, BaseValidationError) and exc.exceptions:
+            sub = exc.exceptions[0]
+            for note in getattr(sub, "__notes__", ()):
+                if isinstance(note, AttributeValidationNote):
+                    path += f".{note.name}"
+                    break
+                if isinstance(note, IterableValidationNote):
+                    path += f"[{note.index}]"
+                    break
+            exc = sub
+            continue
+        if isinstance(exc, _FieldError):
+            return f"{path}.{exc.field}".lstrip("."), exc.reason
+        if isinstance(exc, KeyError):
+            return path.lstrip("."), "is missing"
+        return path.lstrip("."), f"is invalid: {exc}"
+
+
+def _protocol_error(exc: BaseException, event_type: Optional[str], what: str) -> ProtocolError:
+    field, reason = _describe(exc)
+    where = f"field {field!r} " if field else ""
+    return ProtocolError(
+        f"malformed {what}: {where}{reason}", event_type=event_type, field=field or None
+    )
+
+
+# --------------------------------------------------------------------------
+# Public (package-internal) API
+# --------------------------------------------------------------------------
+
+
+def _unknown_event(event_type: str, obj: Dict[str, Any]) -> UnknownEvent:
+    sequence_number = obj.get("sequence_number")
+    stream_id = obj.get("stream_id")
+    return UnknownEvent(
+        type=event_type,
+        raw=obj,
+        sequence_number=sequence_number if type(sequence_number) is int else None,
+        stream_id=stream_id if isinstance(stream_id, str) else None,
+    )
+
+
+def structure_event(obj: Mapping[str, Any]) -> ServerEvent:
+    """Turn one decoded event object into its typed event.
+
+    Unknown ``type`` values give an :class:`UnknownEvent` holding ``obj``. Raises
+    :class:`ProtocolError` when ``obj`` is not an object, has no string ``type``,
+    or a known event lacks a required field or has a mistyped one.
+    """
+    if type(obj) is not dict:
+        if not isinstance(obj, Mapping):
+            raise ProtocolError(f"event is not a JSON object but {_json_kind(obj)}")
+        obj = dict(obj)
+    event_type = obj.get("type")
+    if type(event_type) is not str:
+        if event_type is None:
+            raise ProtocolError("event has no 'type' field", field="type")
+        raise ProtocolError(
+            f"event 'type' must be a string, got {_json_kind(event_type)}", field="type"
+        )
+    entry = _EVENT_TABLE.get(event_type)
+    if entry is None:
+        return _unknown_event(event_type, obj)
+    fn, cls = entry
+    try:
+        return cast(ServerEvent, fn(obj, cls))
+    except _PARSE_ERRORS as exc:
+        raise _protocol_error(exc, event_type, f"{event_type!r} event") from exc
+
+
+def parse_event(data: Union[str, bytes, bytearray, Mapping[str, Any]]) -> ServerEvent:
+    """Parse one frame (JSON text or bytes) or an already-decoded object into a typed event.
+
+    Raises :class:`ProtocolError` if the frame is not JSON, not a JSON object, or
+    does not match its event type (see :func:`structure_event`).
+    """
+    if isinstance(data, (str, bytes, bytearray)):
+        try:
+            obj = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError(f"frame is not valid JSON: {exc}") from exc
+    elif isinstance(data, Mapping):
+        obj = data
+    else:
+        raise ProtocolError(f"cannot parse a {type(data).__name__} as an event")
+    if not isinstance(obj, Mapping):
+        raise ProtocolError(f"frame is not a JSON object but {_json_kind(obj)}")
+    return structure_event(obj)
+
+
+def parse_response(obj: Mapping[str, Any]) -> Response:
+    """Turn a decoded Response object (HTTP body or ``event["response"]``) into a :class:`Response`.
+
+    Raises :class:`ProtocolError` (``event_type`` None, ``field`` the failing path).
+    """
+    return structure(obj, Response)
+
+
+def structure(obj: Mapping[str, Any], cls: Type[_T]) -> _T:
+    """Turn a decoded object into the model or event class ``cls``.
+
+    For an event class the ``"type"`` in ``obj`` is not checked (use
+    :func:`structure_event` to dispatch on it). Raises :class:`ProtocolError`
+    (``field`` the failing path) if ``obj`` does not fit ``cls``.
+    """
+    what = f"{cls.__name__} object"
+    if not isinstance(obj, Mapping):
+        raise ProtocolError(f"{what} is not a JSON object but {_json_kind(obj)}")
+    if cls is ResponseCreateRequest:
+        try:
+            return cast(_T, ResponseCreateRequest.from_dict(obj))
+        except TypeError as exc:
+            raise ProtocolError(f"malformed {what}: {exc}") from exc
+    if cls is UnknownEvent:
+        event = structure_event(obj)
+        if not isinstance(event, UnknownEvent):
+            raise ProtocolError(f"{event.type!r} is a known event type", field="type")
+        return cast(_T, event)
+    entry = _EVENT_TABLE.get(_wire_type_of(cls)) if cls in _EVENT_CLASSES else None
+    try:
+        if entry is not None:
+            return cast(_T, entry[0](obj, cls))
+        return _converter.structure(obj, cls)
+    except _PARSE_ERRORS as exc:
+        event_type = _wire_type_of(cls) if entry is not None else None
+        raise _protocol_error(exc, event_type, what) from exc
+
+
+def unstructure(obj: Any) -> Dict[str, Any]:
+    """The wire dict of a model or event (a new, plain, JSON-ready dict)."""
+    result = _converter.unstructure(obj)
+    if not isinstance(result, dict):
+        raise TypeError(f"{type(obj).__name__} is not a model")
+    return result
