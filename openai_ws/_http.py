@@ -1,0 +1,713 @@
+"""The HTTP transport: the only module of ``openai_ws`` that imports ``requests``/``urllib3``.
+
+It speaks the plain HTTP Responses API (PROTOCOL.md §6): ``POST /responses``
+answered with one JSON :class:`~openai_ws.models.Response` (:meth:`HTTPTransport.create`)
+or with a ``text/event-stream`` of server events (:meth:`HTTPTransport.stream`),
+``GET`` and ``DELETE /responses/{id}``. The session uses it as the WebSocket
+fallback; ``client.responses`` uses it directly.
+
+What it must never do: let an exception of requests, urllib3 or the socket
+layer escape (every one is translated into :mod:`openai_ws.errors` and chained
+``from`` the original); put the API key into a message, a ``repr`` or a log line;
+edit the caller's request body; know anything about lanes, sessions or fallback
+policy.
+
+Connections
+    One pooled :class:`requests.Session` per transport (pools of up to 32
+    connections per host), safe to use from many threads at once. ``close()``
+    is idempotent and also runs when the transport is garbage collected.
+    The session keeps ``trust_env`` (``https_proxy``/``no_proxy`` and
+    ``REQUESTS_CA_BUNDLE`` apply when no explicit ``proxy``/``verify`` path is
+    given), but a no-op ``auth`` object stops requests from replacing our
+    ``Authorization`` header with ``~/.netrc`` credentials.
+
+Timeouts
+    ``connect_timeout`` bounds opening a connection, ``timeout`` every read:
+    the wait for the answer's headers, then for each further chunk of the
+    body (so in :meth:`HTTPTransport.stream` it is the longest silence allowed
+    between two events, not a total deadline). A read timeout is *not* retried:
+    it is the caller's deadline, and the server may still be running the request.
+
+Retries (:class:`_Retry`, a small subclass of urllib3's ``Retry``)
+    Up to ``max_retries`` retries of connection failures and of the statuses
+    408, 409, 429, 500, 502, 503 and 504, for GET, POST and DELETE. Three
+    things urllib3 does not know are added, all decided in ``increment()``, the
+    one hook that sees the whole response (``is_retry()`` only gets the status):
+
+    * ``insufficient_quota``: a 429 that means "out of credit" must fail at
+      once, but it differs from a rate limit only in its JSON body
+      (``error.code``). For a 429 only, the retry policy reads the (small) body
+      before deciding; urllib3 caches what it read (``cache_content=True``), so
+      the body is still there for the error we raise (:func:`_read_body` looks
+      in ``raw.data`` when the stream itself has been consumed). Headers are
+      no substitute: a rate-limit 429 may also come without ``Retry-After``.
+    * ``retry-after-ms``: OpenAI's precise hint, preferred over ``Retry-After``
+      (whole seconds or an HTTP date), both read in ``get_retry_after()``. A hint
+      longer than :data:`MAX_RETRY_AFTER` seconds is not slept on: the error is
+      returned at once, with the server's headers, for the caller to decide.
+    * ``x-should-retry: true|false``: the server's explicit verdict overrides
+      the status list (as in the official SDK). To see it on any error status,
+      ``is_retry()`` answers yes for every status >= 400 and ``increment()``
+      gives up, by raising urllib3's ``MaxRetryError``, when the policy says no;
+      with ``raise_on_status=False`` urllib3 then hands the response back as
+      it does when retries are exhausted.
+
+    Without a server hint the wait is ``0.5 s * 2**n`` (n = retries so far),
+    capped at 8 s, minus up to 25 % jitter. Only what happens before the
+    response headers is retried: once :meth:`HTTPTransport.stream` has yielded
+    an event, nothing is replayed.
+
+Errors
+    A non-2xx answer becomes the :class:`~openai_ws.errors.APIError` subclass
+    for its status, built from ``body["error"]`` (or from the text of a body
+    that is not JSON) with the response headers, lower-cased. An SSE ``error``
+    event, in the nested shape the service sends or the flat one of the spec,
+    raises the same way. Connection failures (refused, DNS, TLS, proxy) raise
+    :class:`~openai_ws.errors.ConnectError`, timeouts
+    :class:`~openai_ws.errors.RequestTimeoutError`, a connection lost
+    mid-answer :class:`~openai_ws.errors.ConnectionClosedError` (or
+    :class:`~openai_ws.errors.ReplayUnsafeError` once events were delivered),
+    anything else :class:`~openai_ws.errors.TransportError`; a body that breaks
+    the protocol raises :class:`~openai_ws.errors.ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import ssl
+import weakref
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from urllib.parse import quote
+
+import requests
+import requests.adapters
+import requests.auth
+import requests.exceptions
+import urllib3.exceptions
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError, ResponseError
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
+
+from ._convert import parse_event, parse_response
+from .errors import (
+    APIError,
+    ConnectError,
+    ConnectionClosedError,
+    OpenAIWSError,
+    ProtocolError,
+    ReplayUnsafeError,
+    RequestTimeoutError,
+    TransportError,
+    api_error_from_payload,
+)
+from .events import TERMINAL_EVENT_TYPES, ErrorEvent, ServerEvent
+from .models import Response
+
+__all__ = ["MAX_RETRY_AFTER", "HTTPTransport", "SSEDecoder"]
+
+log = logging.getLogger(__name__)
+
+#: Statuses retried by default (the official SDK's list).
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: Longest server retry hint (seconds) we sleep on; a longer one returns the error.
+MAX_RETRY_AFTER = 60.0
+#: Exponential backoff without a server hint: first wait and cap, in seconds.
+BACKOFF_INITIAL = 0.5
+BACKOFF_MAX = 8.0
+#: Largest 429 body the retry policy reads to look for ``insufficient_quota``.
+_MAX_PEEK = 64 * 1024
+POOL_MAXSIZE = 32
+
+_SSE_CONTENT_TYPE = "text/event-stream"
+_DONE = b"[DONE]"
+_BOM = b"\xef\xbb\xbf"
+
+
+# --------------------------------------------------------------------------
+# Retry policy
+# --------------------------------------------------------------------------
+
+
+class _Retry(Retry):
+    """urllib3 ``Retry`` that also knows OpenAI's retry signals (see the module docstring).
+
+    urllib3 rebuilds the object through ``new()`` with its own constructor
+    arguments, so this class adds behaviour only, no state.
+    """
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        # Every error status goes on to increment(), which sees the headers and
+        # body and decides; increment() gives up when the policy says no.
+        if self.allowed_methods and method.upper() not in self.allowed_methods:
+            return False
+        return status_code >= 400
+
+    def increment(
+        self,
+        method: Optional[str] = None,
+        url: Optional[str] = None,
+        response: Optional[BaseHTTPResponse] = None,
+        error: Optional[Exception] = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> _Retry:
+        if isinstance(error, ReadTimeoutError):
+            # The caller's deadline passed and the server may still be working
+            # on the request: report it rather than run it again.
+            raise error
+        if error is not None and _is_certificate_error(error):
+            raise error  # an untrusted certificate does not heal by retrying
+        if error is None and response is not None:
+            verdict = self._verdict(response)
+            if verdict is not None:
+                raise MaxRetryError(_pool, url or "", ResponseError(verdict))
+            log.debug(
+                "retrying %s after HTTP %d (retry %d)",
+                method,
+                response.status,
+                len(self.history) + 1,
+            )
+        elif error is not None:
+            log.debug("retrying %s after %s", method, type(error).__name__)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def _verdict(self, response: BaseHTTPResponse) -> Optional[str]:
+        """Why this response must not be retried, or ``None`` to retry it."""
+        should = response.headers.get("x-should-retry", "").strip().lower()
+        if should == "true":
+            return None
+        if should == "false":
+            return "the server said x-should-retry: false"
+        status = response.status
+        if status not in RETRY_STATUSES:
+            return f"HTTP {status} is not retryable"
+        if status == 429 and _error_code(response) == "insufficient_quota":
+            return "insufficient_quota is not retryable"
+        hint = self._hint(response)
+        if hint is not None and hint > MAX_RETRY_AFTER:
+            return f"the server asks to wait {hint:.0f} s"
+        return None
+
+    def _hint(self, response: BaseHTTPResponse) -> Optional[float]:
+        """The server's delay hint in seconds (``retry-after-ms``, then ``Retry-After``)."""
+        millis = response.headers.get("retry-after-ms")
+        if millis:
+            try:
+                return float(millis) / 1000.0
+            except ValueError:
+                pass
+        seconds = response.headers.get("retry-after")
+        if seconds:
+            try:
+                return float(seconds)
+            except ValueError:
+                pass
+            try:
+                return float(self.parse_retry_after(seconds))  # an HTTP date
+            except InvalidHeader:
+                pass
+        return None
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> Optional[float]:
+        hint = self._hint(response)
+        if hint is None or hint <= 0 or hint > MAX_RETRY_AFTER:
+            return None
+        return hint
+
+    def get_backoff_time(self) -> float:
+        retries = len(self.history)
+        if retries == 0:
+            return 0.0
+        delay = min(self.backoff_max, self.backoff_factor * (2 ** (retries - 1)))
+        return float(delay * (1.0 - 0.25 * random.random()))
+
+
+def _is_certificate_error(error: BaseException) -> bool:
+    """Whether ``error`` (as urllib3 wraps it) is a failed certificate check."""
+    pending: List[BaseException] = [error]
+    for _ in range(8):  # a few levels of wrapping; never loop on odd exceptions
+        if not pending:
+            break
+        current = pending.pop()
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+    return False
+
+
+def _error_code(response: BaseHTTPResponse) -> Optional[str]:
+    """``error.code`` of a small JSON error body, read and cached on ``response``."""
+    length = response.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > _MAX_PEEK):
+        return None
+    try:
+        body = response.read(decode_content=True, cache_content=True)
+        payload = json.loads(body)
+    except (ValueError, urllib3.exceptions.HTTPError, OSError):
+        return None
+    error = payload.get("error") if isinstance(payload, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+# --------------------------------------------------------------------------
+# Server-sent events
+# --------------------------------------------------------------------------
+
+
+class SSEDecoder:
+    """Incremental ``text/event-stream`` decoder (the WHATWG interpretation rules).
+
+    :meth:`feed` takes raw bytes as they arrive, split anywhere (also inside a
+    ``\\r\\n``), and returns the ``(event, data)`` pairs that the bytes complete.
+    Lines end in ``\\n``, ``\\r\\n`` or ``\\r``; ``data:`` lines of one event are
+    joined with ``\\n``; a leading space after the colon is dropped; lines
+    starting with ``:`` are comments; ``id:``, ``retry:`` and unknown fields are
+    ignored; a blank line dispatches the event, unless it had no ``data``. Data
+    stays ``bytes`` (``json.loads`` takes them as they are). :meth:`flush`
+    returns an event left unterminated when the stream ends.
+    """
+
+    __slots__ = ("_data", "_event", "_pending", "_skip_lf", "_started")
+
+    def __init__(self) -> None:
+        self._pending = b""
+        self._skip_lf = False
+        self._started = False
+        self._data: List[bytes] = []
+        self._event = ""
+
+    def feed(self, chunk: bytes) -> List[Tuple[str, bytes]]:
+        """Decode ``chunk``; return the events it completes, in order."""
+        if self._skip_lf and chunk:
+            # The previous chunk ended in "\r": a "\n" here belongs to that line end.
+            self._skip_lf = False
+            if chunk[0] == 0x0A:
+                chunk = chunk[1:]
+        if not chunk:
+            return []
+        if not self._started:
+            if len(self._pending) + len(chunk) < 3 and _BOM.startswith(self._pending + chunk):
+                self._pending += chunk
+                return []
+            self._started = True
+            if (self._pending + chunk).startswith(_BOM):
+                chunk = (self._pending + chunk)[3:]
+                self._pending = b""
+                if not chunk:
+                    return []
+        buffer = self._pending + chunk if self._pending else chunk
+        lines = buffer.splitlines()
+        last = buffer[-1]
+        if last in (0x0A, 0x0D):
+            self._pending = b""
+            self._skip_lf = last == 0x0D
+        else:
+            self._pending = lines.pop()
+        events: List[Tuple[str, bytes]] = []
+        data = self._data
+        for line in lines:
+            if not line:
+                if data:
+                    events.append((self._event or "message", b"\n".join(data)))
+                    data = self._data = []
+                self._event = ""
+            elif line.startswith(b"data:"):
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif line[0] != 0x3A:  # ":" starts a comment
+                self._field(line)
+        return events
+
+    def _field(self, line: bytes) -> None:
+        name, colon, value = line.partition(b":")
+        if colon and value[:1] == b" ":
+            value = value[1:]
+        if name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"data":  # "data" without a colon: an empty data line
+            self._data.append(value)
+
+    def flush(self) -> List[Tuple[str, bytes]]:
+        """The event still open when the stream ended (the spec drops it; we keep it)."""
+        events = self.feed(b"\n\n") if (self._pending or self._data) else []
+        self._pending = b""
+        self._data = []
+        self._event = ""
+        return events
+
+
+# --------------------------------------------------------------------------
+# The transport
+# --------------------------------------------------------------------------
+
+
+class _KeepAuthorization(requests.auth.AuthBase):
+    """An ``auth`` that changes nothing, so requests never applies ``~/.netrc``."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+class HTTPTransport:
+    """The Responses API over HTTP, with pooled connections and retries.
+
+    ``base_url`` is the API base (``https://api.openai.com/v1``); ``headers``
+    are sent with every request (``Authorization`` and friends). ``timeout`` is
+    the read timeout, ``connect_timeout`` the connect timeout (seconds);
+    ``max_retries`` bounds retries (see the module docstring). ``verify`` is
+    ``True`` (system CAs), ``False`` (no TLS checks) or the path of a CA bundle;
+    ``cert`` a client certificate (path, or ``(cert, key)``); ``proxy`` a proxy
+    URL for both schemes. Every method may be called from many threads.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str],
+        timeout: float,
+        connect_timeout: float,
+        max_retries: int,
+        verify: Union[bool, str] = True,
+        cert: Union[str, Tuple[str, str], None] = None,
+        proxy: Optional[str] = None,
+    ) -> None:
+        if max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        self.base_url = base_url.rstrip("/")
+        self._responses_url = f"{self.base_url}/responses"
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._secret = _bearer_secret(headers)
+        retry = _Retry(
+            total=max_retries,
+            redirect=0,
+            allowed_methods=frozenset({"GET", "POST", "DELETE"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=BACKOFF_INITIAL,
+            backoff_max=BACKOFF_MAX,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=retry
+        )
+        session = requests.Session()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers.update(headers)
+        session.auth = _KeepAuthorization()
+        self._session = session
+        # Passed with every request, not set on the session: requests lets the
+        # environment (REQUESTS_CA_BUNDLE, https_proxy) override session-level
+        # verify and proxies, but never per-request ones.
+        self._verify = verify
+        self._cert = cert
+        self._proxies = {"http": proxy, "https": proxy} if proxy else None
+        self._closed = False
+        self._finalizer = weakref.finalize(self, session.close)
+
+    def __repr__(self) -> str:
+        return f"HTTPTransport(base_url={self.base_url!r})"
+
+    # -- public ---------------------------------------------------------------
+
+    def create(self, body: Mapping[str, Any], *, timeout: Optional[float] = None) -> Response:
+        """``POST /responses`` and return the whole :class:`Response`.
+
+        ``body`` is sent exactly as given. It must not ask for ``stream: true``
+        (:class:`ValueError`); use :meth:`stream` for that.
+        """
+        if body.get("stream"):
+            raise ValueError("create() expects a body without stream=true; use stream()")
+        return parse_response(self._json("POST", self._responses_url, body, timeout))
+
+    def stream(
+        self, body: Mapping[str, Any], *, timeout: Optional[float] = None
+    ) -> Iterator[ServerEvent]:
+        """``POST /responses`` with ``stream: true``; yield typed events.
+
+        Events come in server order up to and including the terminal one
+        (``response.completed``/``failed``/``incomplete``/``done``); a
+        ``data: [DONE]`` line also ends the stream. An ``error`` event raises
+        its :class:`~openai_ws.errors.APIError` after the events before it were
+        yielded. A stream that ends before a terminal event raises
+        :class:`~openai_ws.errors.ConnectionClosedError`. Closing the generator
+        early releases the connection. The request is sent on the first
+        ``next()``.
+        """
+        payload = dict(body)
+        payload["stream"] = True
+        return self._stream(payload, timeout)
+
+    def retrieve(self, response_id: str) -> Response:
+        """``GET /responses/{id}``: a stored response."""
+        url = f"{self._responses_url}/{quote(response_id, safe='')}"
+        return parse_response(self._json("GET", url, None, None))
+
+    def delete(self, response_id: str) -> None:
+        """``DELETE /responses/{id}``."""
+        url = f"{self._responses_url}/{quote(response_id, safe='')}"
+        response = self._send("DELETE", url, None, None, stream=False)
+        try:
+            if response.status_code >= 300:
+                raise self._api_error(response)
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        """Close every pooled connection. Idempotent; later calls raise ``TransportError``."""
+        self._closed = True
+        self._finalizer()
+
+    # -- internals --------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        body: Optional[Mapping[str, Any]],
+        timeout: Optional[float],
+        *,
+        stream: bool,
+    ) -> requests.Response:
+        """Send one request (with retries) and return the response, headers read."""
+        if self._closed:
+            raise TransportError("the HTTP transport is closed")
+        headers: Dict[str, str] = {}
+        data: Optional[bytes] = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        if stream:
+            headers["Accept"] = _SSE_CONTENT_TYPE
+        read_timeout = self._timeout if timeout is None else timeout
+        try:
+            return self._session.request(
+                method,
+                url,
+                data=data,
+                headers=headers,
+                timeout=(self._connect_timeout, read_timeout),
+                stream=True,
+                allow_redirects=False,
+                verify=self._verify,
+                cert=self._cert,
+                proxies=self._proxies,
+            )
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._translate(exc, f"{method} {url}") from exc
+
+    def _json(
+        self,
+        method: str,
+        url: str,
+        body: Optional[Mapping[str, Any]],
+        timeout: Optional[float],
+    ) -> Mapping[str, Any]:
+        response = self._send(method, url, body, timeout, stream=False)
+        try:
+            if response.status_code >= 300:
+                raise self._api_error(response)
+            raw = self._body(response)
+        finally:
+            response.close()
+        try:
+            obj = json.loads(raw)
+        except ValueError as exc:
+            raise ProtocolError(f"{method} {url}: the answer is not JSON: {exc}") from exc
+        if not isinstance(obj, dict):
+            raise ProtocolError(f"{method} {url}: the answer is not a JSON object")
+        return obj
+
+    def _stream(self, body: Mapping[str, Any], timeout: Optional[float]) -> Iterator[ServerEvent]:
+        response = self._send("POST", self._responses_url, body, timeout, stream=True)
+        finished = False  # the body was (or will be) read to its end
+        count = 0  # events yielded
+        response_id: Optional[str] = None
+        try:
+            if response.status_code >= 300:
+                finished = True
+                raise self._api_error(response)
+            content_type = response.headers.get("content-type", "")
+            if content_type and not content_type.lower().startswith(_SSE_CONTENT_TYPE):
+                raise ProtocolError(f"expected {_SSE_CONTENT_TYPE}, got {content_type!r}")
+            decoder = SSEDecoder()
+            chunks = _chunks(response.raw)
+            while True:
+                try:
+                    chunk = next(chunks, None)
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise _stream_error(exc, count, response_id) from exc
+                for _name, data in decoder.feed(chunk) if chunk is not None else decoder.flush():
+                    event = _parse_data(data)
+                    if event is None:
+                        if data.strip() == _DONE:
+                            finished = True
+                            return
+                        continue
+                    kind = event.type
+                    if kind in TERMINAL_EVENT_TYPES:
+                        finished = True
+                        if isinstance(event, ErrorEvent):
+                            raise event.to_api_error()
+                        yield event
+                        return
+                    if kind == "response.created" and response_id is None:
+                        response_id = getattr(getattr(event, "response", None), "id", None)
+                    count += 1
+                    yield event
+                if chunk is None:
+                    raise _stream_error(None, count, response_id)
+        finally:
+            if finished:
+                # The server ends the body right after the terminal event; read
+                # that last bit so the connection goes back to the pool.
+                response.raw.drain_conn()
+            response.close()
+
+    def _body(self, response: requests.Response) -> bytes:
+        try:
+            return _read_body(response)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._translate(exc, "reading the answer") from exc
+
+    def _api_error(self, response: requests.Response) -> APIError:
+        """The typed error for a non-2xx response (reads and closes it)."""
+        headers = {key.lower(): value for key, value in response.headers.items()}
+        try:
+            body = _read_body(response)
+        except (urllib3.exceptions.HTTPError, OSError):
+            body = b""
+        payload: Dict[str, Any] = {}
+        try:
+            obj = json.loads(body) if body else None
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            inner = obj.get("error")
+            if isinstance(inner, dict):
+                payload = dict(inner)
+            elif isinstance(inner, str):
+                payload = {"message": inner}
+            elif isinstance(obj.get("message"), str):
+                payload = {"message": obj["message"]}
+        if not payload.get("message"):
+            text = body.decode("utf-8", "replace").strip()
+            reason = response.reason or ""
+            payload["message"] = (
+                text[:500]
+                if text and obj is None
+                else f"HTTP {response.status_code} {reason}".strip()
+            )
+        if self._secret and isinstance(payload.get("message"), str):
+            payload["message"] = payload["message"].replace(self._secret, "***")
+        return api_error_from_payload(payload, status=response.status_code, headers=headers)
+
+    def _translate(self, exc: BaseException, what: str) -> OpenAIWSError:
+        """Our error for an exception of requests, urllib3 or the socket layer."""
+        detail = str(exc)
+        if self._secret:
+            detail = detail.replace(self._secret, "***")
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return RequestTimeoutError(f"{what}: timed out connecting: {detail}")
+        if isinstance(exc, (requests.exceptions.Timeout, ReadTimeoutError, TimeoutError)):
+            return RequestTimeoutError(f"{what}: timed out waiting for the server: {detail}")
+        if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ProxyError)):
+            return ConnectError(f"{what}: could not connect: {detail}")
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            reason = _root_reason(exc)
+            if isinstance(reason, (urllib3.exceptions.ProtocolError, ConnectionResetError)):
+                return ConnectionClosedError(f"{what}: the connection was lost: {detail}")
+            return ConnectError(f"{what}: could not connect: {detail}")
+        if isinstance(exc, urllib3.exceptions.ProtocolError):
+            return ConnectionClosedError(f"{what}: the connection was lost: {detail}")
+        return TransportError(f"{what}: {type(exc).__name__}: {detail}")
+
+
+def _chunks(raw: Any) -> Iterator[bytes]:
+    """The body's bytes as they arrive (one piece per HTTP chunk when chunked)."""
+    if raw.chunked and raw.supports_chunked_reads():
+        yield from raw.stream(None, decode_content=True)
+        return
+    read1 = raw.read1  # never blocks waiting for more than what is available
+    while True:
+        chunk = read1(65536, decode_content=True)
+        if not chunk:
+            return
+        yield chunk
+
+
+def _parse_data(data: bytes) -> Optional[ServerEvent]:
+    """Parse one SSE data payload; ``None`` for ``[DONE]`` and empty data."""
+    if data[:1] != b"{":
+        stripped = data.strip()
+        if not stripped or stripped == _DONE:
+            return None
+    try:
+        return parse_event(data)
+    except ProtocolError:
+        _raise_if_error_object(data)
+        raise
+
+
+def _stream_error(
+    exc: Optional[BaseException], count: int, response_id: Optional[str]
+) -> Exception:
+    """The error for a stream that broke off (``exc``) or ended before a terminal event."""
+    got = f"{count} events received"
+    if isinstance(exc, (ReadTimeoutError, TimeoutError)):
+        return RequestTimeoutError(f"no event within the read timeout ({got})")
+    if isinstance(exc, urllib3.exceptions.DecodeError):
+        return ProtocolError(f"could not decode the event stream: {exc}")
+    why = f" ({exc})" if exc is not None else ""
+    if count:
+        return ReplayUnsafeError(
+            f"the HTTP stream ended before a terminal event, after {got}{why}",
+            events_received=count,
+            response_id=response_id,
+        )
+    return ConnectionClosedError(f"the HTTP stream ended before any event{why}")
+
+
+def _read_body(response: requests.Response) -> bytes:
+    """The whole (decoded) body, also when the retry policy already read it."""
+    raw = response.raw
+    body = raw.read(decode_content=True, cache_content=True)
+    if not body:
+        body = raw.data or b""  # cached by _error_code() during the retry decision
+    return bytes(body)
+
+
+def _root_reason(exc: BaseException) -> Optional[BaseException]:
+    """The innermost ``reason`` of a requests ``ConnectionError`` (through ``MaxRetryError``)."""
+    reason: Optional[BaseException] = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return reason if isinstance(reason, BaseException) else None
+
+
+def _raise_if_error_object(data: bytes) -> None:
+    """Raise the API error of a data payload ``{"error": {...}}`` that has no ``type``."""
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return
+    if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
+        raise api_error_from_payload(obj["error"], status=_int_or_none(obj.get("status")))
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _bearer_secret(headers: Mapping[str, str]) -> Optional[str]:
+    """The token of the ``Authorization`` header, to scrub it from messages."""
+    for key, value in headers.items():
+        if key.lower() == "authorization":
+            token = value.split(" ", 1)[1] if " " in value else value
+            return token.strip() or None
+    return None
