@@ -116,13 +116,54 @@ def _json_kind(value: Any) -> str:
     return type(value).__name__
 
 
-class _FieldError(Exception):
+class _FieldError(ValueError):
     """A problem with one named field, raised by the hand-written hooks below."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class _ItemError(ValueError):
+    """Item ``index`` of an array failed; the cause is chained as ``error``."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(f"[{index}]: {error}")
+        self.index = index
+        self.error = error
+
+
+def _is_list(tp: Any) -> bool:
+    return get_origin(tp) is list
+
+
+def _make_list_hook(tp: Any) -> _StructureFn:
+    """Structure ``List[X]`` from a JSON array only (cattrs would accept any iterable)."""
+    (element,) = get_args(tp)
+    resolved: List[_StructureFn] = []
+
+    def element_hook() -> _StructureFn:
+        # Resolved on first use, when every hook is registered. cattrs < 24.1 has
+        # no get_structure_hook: there, go through structure() (one dispatch per item).
+        if not resolved:
+            get_hook = getattr(_converter, "get_structure_hook", None)
+            resolved.append(get_hook(element) if get_hook else _converter.structure)
+        return resolved[0]
+
+    def hook(value: Any, _: Any) -> List[Any]:
+        if type(value) is not list:
+            raise TypeError(f"expected an array, got {_json_kind(value)}")
+        structure_item = element_hook()
+        result = []
+        for index, item in enumerate(value):
+            try:
+                result.append(structure_item(item, element))
+            except _PARSE_ERRORS as exc:
+                raise _ItemError(index, exc) from exc
+        return result
+
+    return hook
 
 
 def _structure_str(value: Any, _: Any) -> str:
@@ -204,6 +245,7 @@ def _make_json_union_hook(tp: Any) -> _StructureFn:
     return hook
 
 
+_converter.register_structure_hook_factory(_is_list, _make_list_hook)
 _converter.register_structure_hook(str, _structure_str)
 _converter.register_structure_hook(int, _structure_int)
 _converter.register_structure_hook(float, _structure_float)
@@ -494,6 +536,10 @@ def _describe(exc: BaseException) -> Tuple[str, str]:
                     path += f"[{note.index}]"
                     break
             exc = sub
+            continue
+        if isinstance(exc, _ItemError):
+            path += f"[{exc.index}]"
+            exc = exc.error
             continue
         if isinstance(exc, _FieldError):
             return f"{path}.{exc.field}".lstrip("."), exc.reason
