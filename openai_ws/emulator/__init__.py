@@ -1,0 +1,91 @@
+"""A local emulator of the OpenAI Responses API: WebSocket mode plus HTTP/SSE.
+
+What it is for: a real aiohttp server on 127.0.0.1 that speaks the wire
+protocol of ``PROTOCOL.md`` (sections 1-8), for the tests, examples and
+benchmarks of ``openai_ws`` and for offline use. It is an independent
+implementation that speaks JSON dicts; it must never import the client's
+models, sessions or transports (nothing from ``openai_ws`` outside this
+subpackage), and it needs the ``emulator`` extra (aiohttp, trustme).
+
+Quick start::
+
+    from openai_ws.emulator import Emulator, EmulatorConfig
+
+    with Emulator(api_key="sk-emulator", config=EmulatorConfig(ttft=0.05)) as emu:
+        emu.base_url   # "http://127.0.0.1:PORT/v1"
+        emu.ws_url     # "ws://127.0.0.1:PORT/v1/responses"
+
+Command line: ``python -m openai_ws.emulator --port 8765`` prints the base URL
+on its first line and serves until Ctrl-C (``--help`` lists every flag).
+
+Default answer: the text of the last user input (or ``"Tool said: <output>"``
+after a ``function_call_output``), streamed one word-token per delta so that
+the deltas concatenate to the exact text; ``max_output_tokens`` truncates and
+ends with ``response.incomplete``; ``generate: false`` is a warm-up with an
+empty output. Lanes, limits, the continuation cache, quirks and errors follow
+PROTOCOL.md; the server-wide switches are the fields of ``EmulatorConfig``.
+
+Per-request scripting
+---------------------
+
+Tests drive answers and faults through the real protocol with string values in
+the request's ``metadata`` (which is echoed back on the Response as usual). All
+keys are optional; an unknown ``emulator_*`` key is a 400 error so typos fail
+loudly. "Attempts" of a request are counted server-wide per identical body,
+ignoring ``stream_id``, ``stream``, ``stream_options`` and ``type``, over
+WebSocket and HTTP alike. "After N events" means once exactly N events of the
+response have been sent (``N`` = 0: before ``response.created``).
+
+=============================  ================================================================
+key                            effect
+=============================  ================================================================
+``emulator_text``              reply with exactly this text instead of the echo
+``emulator_output_tokens``     N: repeat/truncate the reply to exactly N token deltas
+``emulator_ttft``              seconds before the first output item (overrides ``ttft``)
+``emulator_token_interval``    seconds between deltas (overrides ``token_interval``)
+``emulator_refusal``           reply is a refusal with this text (``refusal`` content part,
+                               ``response.refusal.delta``/``.done``)
+``emulator_function_call``     JSON ``{"name": ..., "arguments": {...}, "call_id"?: ...}`` or a
+                               JSON list of them (parallel calls): ``function_call`` items whose
+                               arguments stream in a few deltas; no message item
+``emulator_reasoning``         a reasoning summary text: a ``reasoning`` item (summary part and
+                               text events) before the other output
+``emulator_error``             answer with an error before any event: ``rate_limit_exceeded``
+                               (429, WS ``error.headers`` with ``retry-after-ms`` and
+                               ``x-ratelimit-*``; HTTP ``Retry-After`` + ``retry-after-ms``),
+                               ``insufficient_quota`` (429, no hint), ``server_error`` (500,
+                               code null), ``server_is_overloaded`` (503), ``invalid_prompt``
+                               (400), any other code: 400 with that code
+``emulator_retry_after``       seconds of the rate-limit hint (default 0.05)
+``emulator_error_times``       N: only the first N attempts get ``emulator_error``
+``emulator_fail``              an error code: ``response.created``, ``response.in_progress``,
+                               then ``response.failed`` with ``response.error {code, message}``
+``emulator_error_after``       N: a mid-stream ``error`` event (``server_error``, 500) after N
+                               events; it ends the response (stored as failed)
+``emulator_close_code``        WS only: close the socket with this code and an empty reason;
+                               1006 drops TCP without a close frame. HTTP ignores it
+``emulator_close_after``       N events sent before that close (default 0: before any event)
+``emulator_close_times``       N: only the first N attempts are closed
+``emulator_malformed_after``   N: after N events send one text frame that is not JSON, then go
+                               on (SSE: a ``data:`` line that is not JSON)
+``emulator_binary_after``      N: same with a binary frame (ignored over HTTP)
+``emulator_unknown_after``     N: same with ``{"type": "response.future_thing", ...}``, which
+                               takes a ``sequence_number`` and carries the lane's ``stream_id``
+=============================  ================================================================
+
+Choices where the service is undocumented (PROTOCOL.md section 9): after
+``websocket_connection_limit_reached`` the socket closes with 1000 and an empty
+reason (``EmulatorConfig.connection_limit_close_code``); other lanes' running
+responses are cut off by that close. ``sequence_number`` restarts at 0 for every
+response. ``max_output_tokens`` accepts values below the service's minimum of
+16. A response whose socket goes away keeps generating server-side: with
+``store: true`` it is stored as finished. ``usage.input_tokens`` counts word
+tokens of the instructions and input plus the parent's ``total_tokens``, which
+also fill ``cached_tokens`` when the parent came from the connection cache.
+"""
+
+from ._config import EmulatorConfig
+from ._server import Emulator
+from ._stats import EmulatorStats
+
+__all__ = ["Emulator", "EmulatorConfig", "EmulatorStats"]

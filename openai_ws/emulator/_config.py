@@ -1,0 +1,89 @@
+"""Server-wide settings of the emulator (``EmulatorConfig``).
+
+This module only describes knobs and their defaults. The object is mutable on
+purpose: tests flip attributes while the emulator runs, and handlers read the
+live values when a connection opens or a request starts. It must never hold
+per-connection or per-request state, and it must never perform I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+__all__ = ["STREAM_ID_MODES", "EmulatorConfig", "StreamIdMode"]
+
+StreamIdMode = Literal["support", "reject", "ignore"]
+"""How the emulator treats ``stream_id`` on WebSocket ``response.create``."""
+
+STREAM_ID_MODES = ("support", "reject", "ignore")
+
+
+@dataclass
+class EmulatorConfig:
+    """Live, mutable settings of an :class:`~openai_ws.emulator.Emulator`.
+
+    Connection-level settings (``max_connection_age``, ``max_message_size``,
+    ``server_ping_interval``, ``max_active_responses``, ``max_stream_ids``,
+    ``stream_id_mode``) are read when a WebSocket connection opens; everything else
+    is read when a request arrives or starts.
+    """
+
+    require_auth: bool = True
+    """Check ``Authorization: Bearer <api_key>`` on every HTTP request and upgrade."""
+
+    ttft: float = 0.0
+    """Seconds before the first output item of a response (time to first token)."""
+
+    token_interval: float = 0.0
+    """Seconds between two consecutive delta events."""
+
+    output_tokens: Optional[int] = None
+    """Exact number of output tokens (deltas) of a text reply; ``None`` echoes the input."""
+
+    max_connection_age: float = 3600.0
+    """Seconds a WebSocket may live; the next ``response.create`` after that is refused
+    with ``websocket_connection_limit_reached``."""
+
+    close_on_connection_limit: bool = True
+    """Close the socket right after the ``websocket_connection_limit_reached`` error."""
+
+    connection_limit_close_code: int = 1000
+    """Close code used after ``websocket_connection_limit_reached`` (the real code is
+    undocumented, PROTOCOL.md section 9.1; 1000 with an empty reason is our choice)."""
+
+    decimal_sampling_quirk: bool = True
+    """Reproduce the service bug: a WebSocket ``response.create`` whose ``temperature``
+    or ``top_p`` is a non-integer number closes the socket with 1000 and no event."""
+
+    reject_background: bool = True
+    """Refuse ``background: true`` over WebSocket with a 400 error event."""
+
+    stream_id_mode: StreamIdMode = "support"
+    """``"support"`` lanes; ``"reject"`` any ``stream_id`` with a 400 error event;
+    ``"ignore"`` drop it (everything runs on the default lane, no echo)."""
+
+    max_active_responses: int = 16
+    """Responses that may run at once on one connection; later ones are queued."""
+
+    max_stream_ids: int = 32
+    """Distinct named lanes per connection; one more is ``websocket_stream_limit_reached``."""
+
+    upgrade_status: Optional[int] = None
+    """When set (for example 426), refuse every WebSocket upgrade with this HTTP status."""
+
+    max_message_size: int = 16 * 1024 * 1024
+    """Largest inbound WebSocket message in bytes; a bigger one closes the socket with 1009."""
+
+    server_ping_interval: Optional[float] = None
+    """Send a WebSocket ping this often (seconds); a missing pong drops the connection."""
+
+    sse_done: bool = False
+    """Append ``data: [DONE]`` after the terminal event of an SSE stream."""
+
+    store_lookup_delay: float = 0.0
+    """Extra seconds when a parent response is loaded from the store (cache miss)."""
+
+    strict_parameters: bool = True
+    """Reject unknown request body parameters with ``unknown_parameter`` (as the service
+    does); over HTTP this includes the WebSocket-only ``type`` and ``stream_id``."""

@@ -1,0 +1,329 @@
+"""The HTTP side of the emulator: ``POST /v1/responses`` (JSON or SSE) and stored responses.
+
+Also the middleware every route goes through: bearer-token check (the
+WebSocket upgrade included), service-style headers, and conversion of an
+``ApiError`` or an aiohttp HTTP exception into the service's JSON error body.
+HTTP has no connection cache: a ``previous_response_id`` is looked up in the
+store only. This module must never touch WebSocket connections and never
+honour ``emulator_close_*`` (so a client that falls back to HTTP gets an answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from typing import Any, Awaitable, Callable, Dict, List
+
+from aiohttp import web
+
+from ._errors import (
+    ApiError,
+    http_error_body,
+    invalid_json,
+    invalid_type,
+    previous_response_not_found,
+    response_not_found,
+    scripted_error,
+    sse_error_event,
+)
+from ._runner import Outcome, dumps, run_scenario
+from ._scenario import plan_response, random_id
+from ._script import parse_script
+from ._state import ServerState
+from ._validate import validate_create
+from ._ws import finish_response
+
+__all__ = ["Handler", "add_routes", "make_middleware"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_START_KEY = "openai_ws_emulator_started"
+
+
+def _service_headers(request: web.Request) -> Dict[str, str]:
+    started = request.get(_START_KEY, time.monotonic())
+    return {
+        "x-request-id": "req_" + secrets.token_hex(16),
+        "openai-version": "2020-10-01",
+        "openai-organization": "org-emulator",
+        "openai-processing-ms": str(int((time.monotonic() - started) * 1000)),
+        "x-ratelimit-limit-requests": "10000",
+        "x-ratelimit-remaining-requests": "9999",
+        "x-ratelimit-reset-requests": "6ms",
+        "x-ratelimit-limit-tokens": "30000000",
+        "x-ratelimit-remaining-tokens": "29999000",
+        "x-ratelimit-reset-tokens": "0s",
+    }
+
+
+def error_response(request: web.Request, error: ApiError) -> web.Response:
+    """The HTTP answer for ``error``: status, JSON body, service and error headers."""
+    headers = _service_headers(request)
+    headers.update(error.headers)
+    headers.update(error.http_headers)
+    return web.json_response(http_error_body(error), status=error.status, headers=headers)
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+def make_middleware(state: ServerState) -> Any:
+    """Auth, headers and error conversion for every route."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[_START_KEY] = time.monotonic()
+        upgrade = _is_upgrade(request)
+        if not upgrade:
+            state.stats.incr("http_requests")
+        task = asyncio.current_task()
+        if task is not None:
+            state.handler_tasks.add(task)
+        try:
+            auth_error = state.check_auth(request.headers.get("Authorization"))
+            if auth_error is not None:
+                state.stats.incr("auth_failures")
+                state.stats.incr("ws_rejected" if upgrade else "errors_sent")
+                return error_response(request, auth_error)
+            try:
+                return await handler(request)
+            except ApiError as error:
+                state.stats.incr("errors_sent")
+                return error_response(request, error)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise
+                state.stats.incr("errors_sent")
+                return error_response(
+                    request,
+                    ApiError(exc.status, None, f"{request.method} {request.path}: {exc.reason}"),
+                )
+        finally:
+            if task is not None:
+                state.handler_tasks.discard(task)
+
+    return middleware
+
+
+class _SseSink:
+    """``Sink`` writing ``event:``/``data:`` blocks to a streaming HTTP response."""
+
+    supports_close = False
+
+    def __init__(self, response: web.StreamResponse) -> None:
+        self._response = response
+
+    async def send_events(self, events: List[Dict[str, Any]]) -> None:
+        await self._response.write(
+            "".join(
+                [f"event: {event['type']}\ndata: {dumps(event)}\n\n" for event in events]
+            ).encode()
+        )
+
+    async def send_error(self, error: ApiError, sequence_number: int) -> None:
+        payload = dumps(sse_error_event(error, sequence_number=sequence_number))
+        await self._response.write(f"event: error\ndata: {payload}\n\n".encode())
+
+    async def send_malformed(self) -> None:
+        await self._response.write(
+            b'event: response.output_text.delta\ndata: {"type": "response.output_text.delta", '
+            b'"delta": "unterminated\n\n'
+        )
+
+    async def send_binary(self) -> None:
+        return None
+
+    async def close(self, code: int) -> None:  # pragma: no cover - supports_close is False
+        return None
+
+
+class _NullSink:
+    """``Sink`` for non-streaming requests: events are planned and timed, not sent."""
+
+    supports_close = False
+
+    async def send_events(self, events: List[Dict[str, Any]]) -> None:
+        return None
+
+    async def send_error(self, error: ApiError, sequence_number: int) -> None:
+        return None
+
+    async def send_malformed(self) -> None:
+        return None
+
+    async def send_binary(self) -> None:
+        return None
+
+    async def close(self, code: int) -> None:  # pragma: no cover - supports_close is False
+        return None
+
+
+async def _read_json(request: web.Request) -> Dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = json.loads(raw.decode("utf-8") if raw else "")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid_json(str(exc)) from None
+    if not isinstance(body, dict):
+        raise invalid_type("(root)", "an object", body)
+    return body
+
+
+async def create_response(state: ServerState, request: web.Request) -> web.StreamResponse:
+    """``POST /v1/responses``."""
+    state.stats.incr("http_creates")
+    config = state.config
+    body = await _read_json(request)
+    validate_create(body, websocket=False, strict=config.strict_parameters)
+    if body.get("background") is True:
+        raise ApiError(
+            400,
+            "unsupported_parameter",
+            "Unsupported parameter: 'background' is not supported by the emulator.",
+            param="background",
+        )
+    body.pop("type", None)
+    body.pop("stream_id", None)
+    script = parse_script(body.get("metadata"))
+    attempt = state.next_attempt(body)
+    if script.error_applies(attempt) and script.error is not None:
+        state.stats.incr("faults_injected")
+        raise scripted_error(script.error, retry_after=script.retry_after, model=str(body["model"]))
+    context_tokens = 0
+    parent_id = body.get("previous_response_id")
+    if parent_id is not None:
+        parent = state.store_get(str(parent_id))
+        if parent is None:
+            raise previous_response_not_found(str(parent_id))
+        if config.store_lookup_delay > 0:
+            await asyncio.sleep(config.store_lookup_delay)
+        state.stats.incr("store_hits")
+        usage = parent.get("usage")
+        if isinstance(usage, dict):
+            context_tokens = int(usage.get("total_tokens") or 0)
+    scenario = plan_response(
+        body,
+        script,
+        response_id=random_id("resp_"),
+        created_at=int(time.time()),
+        ttft=config.ttft,
+        token_interval=config.token_interval,
+        output_tokens=config.output_tokens,
+        context_tokens=context_tokens,
+    )
+    if body.get("store") is not False:
+        state.store_put(scenario.initial)
+    state.stats.incr("responses_started")
+
+    def on_fault(_kind: str) -> None:
+        state.stats.incr("faults_injected")
+
+    if body.get("stream") is not True:
+        outcome = Outcome.DISCONNECTED
+        try:
+            outcome, _ = await run_scenario(
+                scenario,
+                _NullSink(),
+                stream_id=None,
+                script=script,
+                close_active=False,
+                on_fault=on_fault,
+            )
+        finally:
+            final = finish_response(state, body, scenario.final, outcome)
+        if outcome is Outcome.ERROR:
+            state.stats.incr("errors_sent")
+            raise ApiError(
+                500,
+                None,
+                "The server had an error while processing your request. Sorry about that!",
+                type="server_error",
+            )
+        return web.json_response(final, headers=_service_headers(request), dumps=dumps)
+
+    headers = _service_headers(request)
+    headers["Content-Type"] = "text/event-stream; charset=utf-8"
+    headers["Cache-Control"] = "no-cache"
+    response = web.StreamResponse(status=200, headers=headers)
+    await response.prepare(request)
+    outcome = Outcome.DISCONNECTED
+    sent = 0
+    try:
+        outcome, sent = await run_scenario(
+            scenario,
+            _SseSink(response),
+            stream_id=None,
+            script=script,
+            close_active=False,
+            on_fault=on_fault,
+        )
+        if outcome is Outcome.ERROR:
+            state.stats.incr("errors_sent")
+        if config.sse_done and outcome is not Outcome.DISCONNECTED:
+            await response.write(b"data: [DONE]\n\n")
+        if outcome is not Outcome.DISCONNECTED:
+            await response.write_eof()
+    except ConnectionError:
+        outcome = Outcome.DISCONNECTED
+    finally:
+        state.stats.incr("events_sent", sent)
+        finish_response(state, body, scenario.final, outcome)
+    return response
+
+
+async def get_response(state: ServerState, request: web.Request) -> web.StreamResponse:
+    """``GET /v1/responses/{id}``: a stored response, 404 otherwise."""
+    response_id = request.match_info["response_id"]
+    found = state.store_get(response_id)
+    if found is None:
+        raise response_not_found(response_id)
+    return web.json_response(found, headers=_service_headers(request), dumps=dumps)
+
+
+async def delete_response(state: ServerState, request: web.Request) -> web.StreamResponse:
+    """``DELETE /v1/responses/{id}``."""
+    response_id = request.match_info["response_id"]
+    if not state.store_delete(response_id):
+        raise response_not_found(response_id)
+    return web.json_response(
+        {"id": response_id, "object": "response", "deleted": True},
+        headers=_service_headers(request),
+    )
+
+
+async def cancel_response(state: ServerState, request: web.Request) -> web.StreamResponse:
+    """``POST /v1/responses/{id}/cancel``: 404 unknown; 400 since nothing runs in background."""
+    response_id = request.match_info["response_id"]
+    if state.store_get(response_id) is None:
+        raise response_not_found(response_id)
+    raise ApiError(
+        400,
+        None,
+        "Only responses created with background=true can be cancelled.",
+        param=None,
+    )
+
+
+def add_routes(
+    app: web.Application,
+    state: ServerState,
+    websocket: Callable[[ServerState, web.Request], Awaitable[web.StreamResponse]],
+) -> None:
+    """Register every route of the emulated API on ``app``."""
+
+    def bind(
+        func: Callable[[ServerState, web.Request], Awaitable[web.StreamResponse]],
+    ) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await func(state, request)
+
+        return handler
+
+    app.router.add_get("/v1/responses", bind(websocket), allow_head=False)
+    app.router.add_post("/v1/responses", bind(create_response))
+    app.router.add_get("/v1/responses/{response_id}", bind(get_response), allow_head=False)
+    app.router.add_delete("/v1/responses/{response_id}", bind(delete_response))
+    app.router.add_post("/v1/responses/{response_id}/cancel", bind(cancel_response))

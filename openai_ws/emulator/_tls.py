@@ -1,0 +1,48 @@
+"""A throw-away certificate authority for ``Emulator(tls=True)``, built with trustme.
+
+Creates a CA, a server certificate for ``127.0.0.1``/``localhost``/``::1``, and
+writes the CA certificate to a private temporary PEM file that clients can
+trust (``ca_file``). The directory is removed when the object is collected or
+the interpreter exits. This module must never write a private key to disk,
+never touch the system trust store, and never disable verification.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import tempfile
+import weakref
+
+import trustme
+
+__all__ = ["TlsMaterial"]
+
+
+class TlsMaterial:
+    """CA + server certificate of one emulator; reused across restarts."""
+
+    def __init__(self) -> None:
+        self._ca = trustme.CA(organization_name="openai-ws emulator")
+        self._server_cert = self._ca.issue_cert("127.0.0.1", "localhost", "::1")
+        self._dir = tempfile.mkdtemp(prefix="openai-ws-emulator-")
+        self.ca_file = os.path.join(self._dir, "emulator-ca.pem")
+        self._ca.cert_pem.write_to_path(self.ca_file)
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
+
+    def server_context(self) -> ssl.SSLContext:
+        """An SSL context for the listening socket."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._server_cert.configure_cert(context)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A verifying client context that trusts this CA (handy in tests)."""
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        self._ca.configure_trust(context)
+        return context
+
+    def cleanup(self) -> None:
+        """Delete the CA file now (idempotent)."""
+        self._finalizer()

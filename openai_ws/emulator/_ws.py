@@ -1,0 +1,491 @@
+"""The WebSocket side of the emulator: ``GET /v1/responses`` upgraded, one connection each.
+
+A ``WsConnection`` reads client frames, answers request errors at once, puts
+valid ``response.create`` events on their lane (``_lanes``), and runs each
+started response as its own task that writes frames straight to the socket.
+It owns the connection-local continuation cache and the connection-level
+quirks (age limit, decimal sampling close, size limit, scripted closes). It
+must never block the event loop, never send a frame for a request that belongs
+to another lane, and never outlive its socket: when the reader stops, every
+task of the connection is cancelled or awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Set
+
+from aiohttp import WSMsgType, web
+
+from ._cache import ConnectionCache
+from ._errors import (
+    ApiError,
+    background_not_supported,
+    connection_limit_reached,
+    http_error_body,
+    invalid_json,
+    invalid_stream_id,
+    invalid_type,
+    invalid_value,
+    missing_parameter,
+    previous_response_not_found,
+    scripted_error,
+    stream_limit_reached,
+    unknown_parameter,
+    upgrade_refused,
+    ws_error_event,
+)
+from ._lanes import LaneScheduler, is_valid_stream_id
+from ._runner import Outcome, dumps, run_scenario
+from ._scenario import plan_response, random_id
+from ._script import Script, parse_script
+from ._state import ServerState
+from ._validate import has_decimal_sampling, validate_create
+
+__all__ = ["WsConnection", "finish_response", "websocket_handler"]
+
+log = logging.getLogger(__name__)
+
+_CLOSE_WAIT = 2.0  # seconds to wait for the peer's close frame
+_CLIENT_EVENTS = ("response.create", "response.steer")
+
+
+@dataclass
+class _Job:
+    """One accepted ``response.create`` waiting for, or holding, its lane."""
+
+    body: Dict[str, Any]
+    lane: Optional[str]
+    script: Script
+    attempt: int
+
+
+_PACK_SHORT = struct.Struct("!BB").pack
+_PACK_MEDIUM = struct.Struct("!BBH").pack
+_PACK_LONG = struct.Struct("!BBQ").pack
+_HIGH_WATER = 1024 * 1024  # bytes queued in the transport before a batch waits
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked, unfragmented, uncompressed server TEXT frame (RFC 6455 5.2)."""
+    size = len(payload)
+    if size < 126:
+        return _PACK_SHORT(0x81, size) + payload
+    if size < 65536:
+        return _PACK_MEDIUM(0x81, 126, size) + payload
+    return _PACK_LONG(0x81, 127, size) + payload
+
+
+class _WsSink:
+    """``Sink`` writing the events of one lane to a WebSocket.
+
+    A batch of events is written as one transport write of ready-made frames
+    (plus the last event through aiohttp, which keeps its flow control) when
+    permessage-deflate was not negotiated; with compression every event goes
+    through aiohttp. Either way the frames of a batch are contiguous on the wire.
+    """
+
+    supports_close = True
+
+    def __init__(self, conn: WsConnection, stream_id: Optional[str]) -> None:
+        self._conn = conn
+        self._ws = conn.ws
+        self._stream_id = stream_id
+
+    async def send_events(self, events: List[Dict[str, Any]]) -> None:
+        ws = self._ws
+        last = len(events) - 1
+        if last > 0:
+            transport = self._conn.raw_transport
+            if transport is not None:
+                if ws.closed or transport.is_closing():
+                    raise ConnectionResetError("the WebSocket is closed")
+                transport.write(
+                    b"".join([text_frame(dumps(event).encode("utf-8")) for event in events[:last]])
+                )
+            else:
+                for event in events[:last]:
+                    await ws.send_str(dumps(event))
+        await ws.send_str(dumps(events[last]))
+        transport = self._conn.raw_transport
+        if transport is not None and transport.get_write_buffer_size() > _HIGH_WATER:
+            await self._conn.wait_writable()
+
+    async def send_error(self, error: ApiError, sequence_number: int) -> None:
+        await self._conn.send_error(error, self._stream_id, sequence_number)
+
+    async def send_malformed(self) -> None:
+        await self._ws.send_str('{"type": "response.output_text.delta", "delta": "unterminated')
+
+    async def send_binary(self) -> None:
+        await self._ws.send_bytes(b"\x00\x01emulator binary frame\xff")
+
+    async def close(self, code: int) -> None:
+        await self._conn.close(code)
+
+
+def finish_response(
+    state: ServerState,
+    body: Dict[str, Any],
+    final: Dict[str, Any],
+    outcome: Outcome,
+) -> Dict[str, Any]:
+    """Record the end of a response in stats and store; return its final object."""
+    stats = state.stats
+    if outcome is Outcome.COMPLETED:
+        stats.incr("responses_completed")
+    elif outcome is Outcome.INCOMPLETE:
+        stats.incr("responses_incomplete")
+    elif outcome is Outcome.FAILED:
+        stats.incr("responses_failed")
+    else:
+        stats.incr("responses_interrupted")
+    if outcome is Outcome.ERROR:
+        final = dict(
+            final,
+            status="failed",
+            output=[],
+            completed_at=None,
+            error={
+                "code": "server_error",
+                "message": "The server had an error while processing your request.",
+            },
+        )
+    if body.get("store") is not False:
+        state.store_put(final)
+    return final
+
+
+class WsConnection:
+    """One accepted WebSocket and everything that lives as long as it does."""
+
+    def __init__(self, state: ServerState, request: web.Request, ws: web.WebSocketResponse) -> None:
+        config = state.config
+        self.state = state
+        self.request = request
+        self.ws = ws
+        self.opened_at = time.monotonic()
+        self.stream_id_mode = config.stream_id_mode
+        self.lanes: LaneScheduler[_Job] = LaneScheduler(
+            max_active=config.max_active_responses, max_names=config.max_stream_ids
+        )
+        self.cache = ConnectionCache()
+        self.tasks: Set[asyncio.Task[None]] = set()
+        self.closing = False
+        self._closer: Optional[asyncio.Task[Any]] = None
+        # Batched frames are written straight to the transport only when no
+        # compression was negotiated (a deflate stream must go through aiohttp).
+        self.raw_transport: Optional[asyncio.Transport] = None
+        transport = request.transport
+        if not ws.compress and isinstance(transport, asyncio.Transport):
+            self.raw_transport = transport
+
+    async def wait_writable(self) -> None:
+        """Wait while the peer reads slower than we write (bounded buffering)."""
+        transport = self.raw_transport
+        while (
+            transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() > _HIGH_WATER // 4
+        ):
+            await asyncio.sleep(0.005)
+
+    # -- outbound ---------------------------------------------------------------
+
+    async def send_json(self, payload: Dict[str, Any]) -> bool:
+        """Send one JSON frame; False when the socket is already gone."""
+        try:
+            await self.ws.send_str(dumps(payload))
+        except ConnectionError:
+            return False
+        return True
+
+    async def send_error(
+        self,
+        error: ApiError,
+        stream_id: Optional[str],
+        sequence_number: Optional[int] = None,
+    ) -> bool:
+        """Send an ``error`` event in the WebSocket envelope."""
+        self.state.stats.incr("errors_sent")
+        return await self.send_json(
+            ws_error_event(error, stream_id=stream_id, sequence_number=sequence_number)
+        )
+
+    async def close(self, code: int) -> None:
+        """Close the socket with ``code`` and an empty reason; 1006 drops TCP instead."""
+        if self.closing:
+            return
+        self.closing = True
+        self._closer = asyncio.current_task()
+        self.state.stats.record_close(code)
+        if code == 1006:
+            transport = self.request.transport
+            if transport is not None:
+                transport.abort()
+            return
+        with contextlib.suppress(ConnectionError):  # the peer may vanish mid-close
+            await self.ws.close(code=code, message=b"")
+
+    # -- inbound ----------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Read frames until the socket closes, then stop every task of this connection."""
+        try:
+            async for message in self.ws:
+                if message.type is WSMsgType.TEXT:
+                    await self._on_frame(message.data)
+                elif message.type is WSMsgType.BINARY:
+                    try:
+                        text = message.data.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self.state.stats.incr("ws_messages")
+                        await self.send_error(invalid_json("binary frame is not UTF-8"), None)
+                        continue
+                    await self._on_frame(text)
+                elif message.type is WSMsgType.ERROR:
+                    break
+            close_code = self.ws.close_code
+            if close_code == 1009 and not self.closing:
+                self.state.stats.record_close(1009)
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        self.closing = True
+        self.lanes.drain()
+        current = asyncio.current_task()
+        pending = [task for task in self.tasks if task is not current]
+        for task in pending:
+            if task is not self._closer:
+                task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self.cache.clear()
+
+    async def _on_frame(self, text: str) -> None:
+        self.state.stats.incr("ws_messages")
+        try:
+            payload = json.loads(text)
+        except ValueError as exc:
+            await self.send_error(invalid_json(str(exc)), None)
+            return
+        if not isinstance(payload, dict):
+            await self.send_error(invalid_type("(root)", "an object", payload), None)
+            return
+        event_type = payload.get("type")
+        if event_type is None:
+            await self.send_error(missing_parameter("type"), None)
+            return
+        if event_type == "response.create":
+            await self._on_create(payload)
+        elif event_type == "response.steer":
+            await self._on_steer(payload)
+        else:
+            shown = event_type if isinstance(event_type, str) else json.dumps(event_type)
+            await self.send_error(
+                invalid_value(
+                    "type",
+                    f"Invalid value: '{shown}'. Supported values are: "
+                    + ", ".join(f"'{name}'" for name in _CLIENT_EVENTS)
+                    + ".",
+                ),
+                None,
+            )
+
+    async def _on_steer(self, payload: Dict[str, Any]) -> None:
+        """Steering is not emulated: answer ``response.steer.failed`` (PROTOCOL 3.5)."""
+        steer: Dict[str, Any] = {
+            "previous_response_id": payload.get("previous_response_id"),
+            "input": payload.get("input"),
+        }
+        await self.send_json(
+            {
+                "type": "response.steer.failed",
+                "sequence_number": 0,
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "steering_not_supported",
+                    "message": "Steering is not supported by the emulator.",
+                },
+                "steer": steer,
+            }
+        )
+
+    async def _on_create(self, payload: Dict[str, Any]) -> None:
+        state = self.state
+        config = state.config
+        state.stats.incr("ws_creates")
+        if time.monotonic() - self.opened_at >= config.max_connection_age:
+            await self.send_error(connection_limit_reached(), None)
+            if config.close_on_connection_limit:
+                await self.close(config.connection_limit_close_code)
+            return
+        if config.decimal_sampling_quirk and has_decimal_sampling(payload):
+            log.debug("decimal sampling quirk: closing with 1000 and no event")
+            await self.close(1000)
+            return
+        body = {key: value for key, value in payload.items() if key != "type"}
+        lane: Optional[str] = None
+        if "stream_id" in body:
+            raw_stream_id = body.pop("stream_id")
+            if self.stream_id_mode == "reject":
+                await self.send_error(unknown_parameter("stream_id"), None)
+                return
+            if self.stream_id_mode == "support" and raw_stream_id is not None:
+                if not is_valid_stream_id(raw_stream_id):
+                    await self.send_error(invalid_stream_id(), None)
+                    return
+                lane = str(raw_stream_id)
+                if not self.lanes.admit_name(lane):
+                    await self.send_error(stream_limit_reached(config.max_stream_ids), lane)
+                    return
+        try:
+            validate_create(body, websocket=True, strict=config.strict_parameters)
+            if body.get("background") is True and config.reject_background:
+                raise background_not_supported()
+            script = parse_script(body.get("metadata"))
+        except ApiError as error:
+            await self.send_error(error, lane)
+            return
+        job = _Job(body=body, lane=lane, script=script, attempt=state.next_attempt(body))
+        for ready in self.lanes.submit(lane, job):
+            self._start(ready)
+
+    # -- running responses ------------------------------------------------------
+
+    def _start(self, job: _Job) -> None:
+        if self.closing:
+            return
+        task = asyncio.get_running_loop().create_task(self._run_job(job))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run_job(self, job: _Job) -> None:
+        try:
+            await self._execute(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # pragma: no cover - a bug must not kill the connection silently
+            log.exception("emulator: response task failed")
+            await self.close(1011)
+        finally:
+            for ready in self.lanes.finish(job.lane):
+                self._start(ready)
+
+    async def _execute(self, job: _Job) -> None:
+        state = self.state
+        config = state.config
+        body, lane, script = job.body, job.lane, job.script
+        parent_id = body.get("previous_response_id")
+        same_lane = parent_id is not None and self.cache.latest_id(lane) == parent_id
+        close_active = script.close_applies(job.attempt)
+        if close_active and script.close_after == 0 and script.close_code is not None:
+            state.stats.incr("faults_injected")
+            await self.close(script.close_code)
+            return
+        if script.error_applies(job.attempt) and script.error is not None:
+            state.stats.incr("faults_injected")
+            if same_lane:
+                self.cache.evict(lane, str(parent_id))
+            model = str(body.get("model"))
+            await self.send_error(
+                scripted_error(script.error, retry_after=script.retry_after, model=model), lane
+            )
+            return
+        context_tokens = 0
+        cached_tokens = 0
+        if parent_id is not None:
+            found = self.cache.find(str(parent_id))
+            if found is not None:
+                parent: Optional[Dict[str, Any]] = found[1]
+                state.stats.incr("cache_hits")
+            else:
+                parent = state.store_get(str(parent_id))
+                if parent is None:
+                    await self.send_error(previous_response_not_found(str(parent_id)), lane)
+                    return
+                if config.store_lookup_delay > 0:
+                    await asyncio.sleep(config.store_lookup_delay)
+                state.stats.incr("store_hits")
+            usage = parent.get("usage") if parent is not None else None
+            if isinstance(usage, dict):
+                context_tokens = int(usage.get("total_tokens") or 0)
+                if found is not None:
+                    cached_tokens = context_tokens
+        scenario = plan_response(
+            body,
+            script,
+            response_id=random_id("resp_"),
+            created_at=int(time.time()),
+            ttft=config.ttft,
+            token_interval=config.token_interval,
+            output_tokens=config.output_tokens,
+            context_tokens=context_tokens,
+            cached_tokens=cached_tokens,
+        )
+        if body.get("store") is not False:
+            state.store_put(scenario.initial)
+        state.stats.incr("responses_started")
+        sink = _WsSink(self, lane)
+        outcome = Outcome.DISCONNECTED
+        sent = 0
+        try:
+            outcome, sent = await run_scenario(
+                scenario,
+                sink,
+                stream_id=lane,
+                script=script,
+                close_active=close_active,
+                on_fault=lambda _kind: state.stats.incr("faults_injected"),
+            )
+        finally:
+            state.stats.incr("events_sent", sent)
+            final = finish_response(state, body, scenario.final, outcome)
+            if outcome in (Outcome.COMPLETED, Outcome.INCOMPLETE):
+                self.cache.remember(lane, final)
+            elif outcome in (Outcome.FAILED, Outcome.ERROR) and same_lane:
+                self.cache.evict(lane, str(parent_id))
+
+
+async def websocket_handler(state: ServerState, request: web.Request) -> web.StreamResponse:
+    """Handle ``GET /v1/responses``: refuse, or upgrade and serve a ``WsConnection``."""
+    config = state.config
+    if config.upgrade_status is not None:
+        state.stats.incr("ws_rejected")
+        error = upgrade_refused(config.upgrade_status)
+        return web.json_response(http_error_body(error), status=config.upgrade_status)
+    ws = web.WebSocketResponse(
+        timeout=_CLOSE_WAIT,
+        max_msg_size=config.max_message_size,
+        heartbeat=config.server_ping_interval,
+        compress=True,
+    )
+    if not ws.can_prepare(request):
+        error = ApiError(
+            400,
+            None,
+            "GET /v1/responses expects a WebSocket upgrade; use POST to create a response.",
+        )
+        state.stats.incr("errors_sent")
+        return web.json_response(http_error_body(error), status=400)
+    await ws.prepare(request)
+    state.stats.incr("ws_connections")
+    conn = WsConnection(state, request, ws)
+    state.connections.add(conn)
+    try:
+        await conn.serve()
+    finally:
+        state.connections.discard(conn)
+    return ws
+
+
+def open_connections(state: ServerState) -> List[WsConnection]:
+    """The connections currently open (loop thread only)."""
+    return [conn for conn in state.connections if isinstance(conn, WsConnection)]
