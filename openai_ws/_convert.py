@@ -429,7 +429,7 @@ def _make_unknown_hook(
 _register_class(UnknownOutputItem, _make_unknown_hook(UnknownOutputItem))
 _register_class(UnknownContent, _make_unknown_hook(UnknownContent))
 
-_FLAT_ERROR_KEYS = ("type", "code", "message", "param")
+_FLAT_ERROR_KEYS = ("code", "message", "param")
 
 
 def _make_error_event_hook() -> _StructureFn:
@@ -437,11 +437,13 @@ def _make_error_event_hook() -> _StructureFn:
 
     def structure(obj: Any, tp: Any) -> ErrorEvent:
         patch: Dict[str, Any] = {}
-        if obj.get("error") is None:
+        inner = obj.get("error")
+        if inner is None:
             # The flat SSE shape: {"type": "error", "code", "message", "param", ...}.
-            patch["error"] = {
-                key: obj[key] for key in _FLAT_ERROR_KEYS[1:] if obj.get(key) is not None
-            }
+            patch["error"] = {key: obj[key] for key in _FLAT_ERROR_KEYS if obj.get(key) is not None}
+        elif isinstance(inner, str):
+            # Some proxies send the message alone: {"type": "error", "error": "..."}.
+            patch["error"] = {"message": inner}
         if obj.get("status") is None and obj.get("status_code") is not None:
             patch["status"] = obj["status_code"]
         headers = obj.get("headers")

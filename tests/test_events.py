@@ -739,6 +739,14 @@ def test_error_event_in_flat_sse_shape() -> None:
     assert event.sequence_number == 3
 
 
+def test_error_event_with_a_bare_message_string() -> None:
+    """An error whose "error" is a plain string keeps it as the message."""
+    event = parse_event({"type": "error", "status": 502, "error": "Bad gateway"})
+    assert isinstance(event, ErrorEvent)
+    assert event.error == ErrorPayload(message="Bad gateway")
+    assert event.to_api_error().status == 502
+
+
 def test_error_event_without_details_still_parses() -> None:
     """A bare error frame gives an ErrorEvent with an empty payload, not a ProtocolError."""
     event = parse_event({"type": "error", "stream_id": "lane-1"})
