@@ -131,7 +131,11 @@ class WSTransport:
                 + (f": {message}" if message else ""),
                 status=status,
             ) from exc
-        except (websocket.WebSocketException, OSError, ValueError) as exc:
+        except (ssl.SSLCertVerificationError, ValueError) as exc:
+            raise ConnectError(
+                f"could not connect to {self.url}: {exc}", retryable=False
+            ) from exc
+        except (websocket.WebSocketException, OSError) as exc:
             raise ConnectError(f"could not connect to {self.url}: {exc}") from exc
         # Block in recv from now on; keepalive uses set_recv_timeout().
         self._ws.settimeout(None)

@@ -62,7 +62,7 @@ class OpenAI:
     def __init__(
         self,
         *,
-        api_key: str,
+        api_key: Optional[str] = None,
         base_url: str = DEFAULT_BASE_URL,
         websocket_base_url: Optional[str] = None,
         organization: Optional[str] = None,

@@ -87,11 +87,16 @@ class ConnectError(TransportError):
     """The socket could not be opened, or the server refused the upgrade.
 
     ``status`` is the HTTP status of a refused upgrade (401, 426, ...), if any.
+    ``retryable`` is False when trying again cannot help (a certificate that
+    fails verification, an invalid URL).
     """
 
-    def __init__(self, message: str, *, status: Optional[int] = None) -> None:
+    def __init__(
+        self, message: str, *, status: Optional[int] = None, retryable: bool = True
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.retryable = retryable
 
 
 class ConnectionClosedError(TransportError):
@@ -101,9 +106,7 @@ class ConnectionClosedError(TransportError):
     frame arrived; ``code`` is ``None`` when the connection simply dropped.
     """
 
-    def __init__(
-        self, message: str, *, code: Optional[int] = None, reason: str = ""
-    ) -> None:
+    def __init__(self, message: str, *, code: Optional[int] = None, reason: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
@@ -165,7 +168,7 @@ class APIError(OpenAIWSError):
         *,
         status: Optional[int] = None,
         code: Optional[str] = None,
-        type: Optional[str] = None,  # noqa: A002 - the wire name
+        type: Optional[str] = None,
         param: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
         request: Any = None,

@@ -58,13 +58,13 @@ from .errors import (
     ReplayUnsafeError,
     RequestTimeoutError,
     SessionClosedError,
-    api_error_from_payload,
 )
 from .events import (
     TERMINAL_EVENT_TYPES,
     ErrorEvent,
     ResponseOutputItemDone,
     ServerEvent,
+    UnknownEvent,
 )
 from .models import Response, ResponseCreateRequest
 
@@ -307,7 +307,9 @@ class _Engine:
                 if exc.status == 426 and self.http is not None:
                     self.use_http_for_session("the server refused the WebSocket upgrade (426)")
                     return None
-                if exc.status is not None and exc.status not in (408, 429) and exc.status < 500:
+                if not exc.retryable or (
+                    exc.status is not None and exc.status not in (408, 429) and exc.status < 500
+                ):
                     raise
                 delay = min(opts.backoff_max, opts.backoff_initial * 2 ** (attempt - 1))
                 delay *= random.uniform(0.75, 1.0)
@@ -453,6 +455,33 @@ class _Engine:
             # The inbox overflowed (the consumer is too slow) or already ended.
             self.abandon(request)
 
+    def deliver_broken(self, conn: _Connection, data: str, exc: ProtocolError) -> None:
+        """A frame failed to parse: if it was a request's terminal event, fail it.
+
+        A known event type with a mistyped field still names its lane and its
+        type; when that type is terminal, its request would otherwise wait
+        forever, so it fails with the :class:`ProtocolError` instead.
+        """
+        try:
+            raw = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(raw, dict) or raw.get("type") not in TERMINAL_EVENT_TYPES:
+            return
+        stream_id = raw.get("stream_id")
+        stand_in = UnknownEvent(
+            type=str(raw["type"]),
+            raw=raw,
+            stream_id=stream_id if isinstance(stream_id, str) else None,
+        )
+        with self._lock:
+            route = conn.core.route(stand_in)
+            request = None
+            if route is not None and route.terminal:
+                request = conn.requests.pop(route.pending.key, None)
+        if request is not None and not request.abandoned:
+            request.inbox.fail(exc)
+
     def connection_ended(self, conn: _Connection, closed: Closed) -> None:
         """Hand every unfinished request of ``conn`` a note (reader thread)."""
         with self._lock:
@@ -570,6 +599,7 @@ def _handle_text(engine: _Engine, conn: _Connection, data: str) -> None:
     except ProtocolError as exc:
         engine.count("malformed_frames")
         log.warning("skipped a malformed frame: %s", exc)
+        engine.deliver_broken(conn, data, exc)
         return
     engine.deliver(conn, event, len(data))
 
@@ -604,8 +634,7 @@ def _retry_delay(error: APIError, attempt: int, opts: SessionOptions) -> Optiona
 
 
 def _error_from_event(event: ErrorEvent, body: Mapping[str, Any]) -> APIError:
-    payload = attrs.asdict(event.error) if event.error is not None else {}
-    error = api_error_from_payload(payload, status=event.status, request=dict(body))
+    error = event.to_api_error(request=dict(body))
     if isinstance(error, PreviousResponseNotFoundError):
         error.message = (
             f"{error.message} The parent response is not available: with store=false a "

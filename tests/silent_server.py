@@ -39,6 +39,11 @@ class SilentServer:
 
     def __exit__(self, *exc: object) -> None:
         self._stopping = True
+        # Wake the blocked accept() with a connection of our own, then close.
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        if self._thread is not None:
+            self._thread.join(5)
         self._listener.close()
         for conn in self._conns:
             with contextlib.suppress(OSError):
@@ -54,6 +59,8 @@ class SilentServer:
             except OSError:
                 return
             self._conns.append(conn)
+            if self._stopping:
+                return
             data = b""
             while b"\r\n\r\n" not in data:
                 chunk = conn.recv(4096)
