@@ -11,6 +11,7 @@ honour ``emulator_close_*`` (so a client that falls back to HTTP gets an answer)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import secrets
 import time
@@ -39,11 +40,12 @@ __all__ = ["Handler", "add_routes", "make_middleware"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_START_KEY = "openai_ws_emulator_started"
+# When the current request entered the middleware (for openai-processing-ms).
+_STARTED: contextvars.ContextVar[float] = contextvars.ContextVar("emulator_request_started")
 
 
-def _service_headers(request: web.Request) -> Dict[str, str]:
-    started = request.get(_START_KEY, time.monotonic())
+def _service_headers() -> Dict[str, str]:
+    started = _STARTED.get(time.monotonic())
     return {
         "x-request-id": "req_" + secrets.token_hex(16),
         "openai-version": "2020-10-01",
@@ -58,9 +60,9 @@ def _service_headers(request: web.Request) -> Dict[str, str]:
     }
 
 
-def error_response(request: web.Request, error: ApiError) -> web.Response:
+def error_response(error: ApiError) -> web.Response:
     """The HTTP answer for ``error``: status, JSON body, service and error headers."""
-    headers = _service_headers(request)
+    headers = _service_headers()
     headers.update(error.headers)
     headers.update(error.http_headers)
     return web.json_response(http_error_body(error), status=error.status, headers=headers)
@@ -75,7 +77,7 @@ def make_middleware(state: ServerState) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[_START_KEY] = time.monotonic()
+        _STARTED.set(time.monotonic())
         upgrade = _is_upgrade(request)
         if not upgrade:
             state.stats.incr("http_requests")
@@ -87,18 +89,17 @@ def make_middleware(state: ServerState) -> Any:
             if auth_error is not None:
                 state.stats.incr("auth_failures")
                 state.stats.incr("ws_rejected" if upgrade else "errors_sent")
-                return error_response(request, auth_error)
+                return error_response(auth_error)
             try:
                 return await handler(request)
             except ApiError as error:
                 state.stats.incr("errors_sent")
-                return error_response(request, error)
+                return error_response(error)
             except web.HTTPException as exc:
                 if exc.status < 400:
                     raise
                 state.stats.incr("errors_sent")
                 return error_response(
-                    request,
                     ApiError(exc.status, None, f"{request.method} {request.path}: {exc.reason}"),
                 )
         finally:
@@ -221,6 +222,11 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
     def on_fault(_kind: str) -> None:
         state.stats.incr("faults_injected")
 
+    recorded: List[Dict[str, Any]] = []
+
+    def record(outcome: Outcome) -> None:
+        recorded.append(finish_response(state, body, scenario.final, outcome))
+
     if body.get("stream") is not True:
         outcome = Outcome.DISCONNECTED
         try:
@@ -233,7 +239,8 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
                 on_fault=on_fault,
             )
         finally:
-            final = finish_response(state, body, scenario.final, outcome)
+            if not recorded:
+                record(outcome)
         if outcome is Outcome.ERROR:
             state.stats.incr("errors_sent")
             raise ApiError(
@@ -242,9 +249,9 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
                 "The server had an error while processing your request. Sorry about that!",
                 type="server_error",
             )
-        return web.json_response(final, headers=_service_headers(request), dumps=dumps)
+        return web.json_response(recorded[0], headers=_service_headers(), dumps=dumps)
 
-    headers = _service_headers(request)
+    headers = _service_headers()
     headers["Content-Type"] = "text/event-stream; charset=utf-8"
     headers["Cache-Control"] = "no-cache"
     response = web.StreamResponse(status=200, headers=headers)
@@ -259,6 +266,7 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
             script=script,
             close_active=False,
             on_fault=on_fault,
+            on_terminal=lambda: record(Outcome(scenario.status)),
         )
         if outcome is Outcome.ERROR:
             state.stats.incr("errors_sent")
@@ -270,7 +278,8 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
         outcome = Outcome.DISCONNECTED
     finally:
         state.stats.incr("events_sent", sent)
-        finish_response(state, body, scenario.final, outcome)
+        if not recorded:
+            record(outcome)
     return response
 
 
@@ -280,7 +289,7 @@ async def get_response(state: ServerState, request: web.Request) -> web.StreamRe
     found = state.store_get(response_id)
     if found is None:
         raise response_not_found(response_id)
-    return web.json_response(found, headers=_service_headers(request), dumps=dumps)
+    return web.json_response(found, headers=_service_headers(), dumps=dumps)
 
 
 async def delete_response(state: ServerState, request: web.Request) -> web.StreamResponse:
@@ -290,7 +299,7 @@ async def delete_response(state: ServerState, request: web.Request) -> web.Strea
         raise response_not_found(response_id)
     return web.json_response(
         {"id": response_id, "object": "response", "deleted": True},
-        headers=_service_headers(request),
+        headers=_service_headers(),
     )
 
 

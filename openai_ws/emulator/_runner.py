@@ -145,18 +145,22 @@ async def run_scenario(
     script: Script,
     close_active: bool,
     on_fault: Optional[Callable[[str], None]] = None,
+    on_terminal: Optional[Callable[[], None]] = None,
 ) -> Tuple[Outcome, int]:
     """Send ``scenario`` through ``sink``; return the outcome and the events sent.
 
     Consecutive events without a delay are handed to the sink in batches (one
     write for many frames), never across a delay or a due fault. The step dicts
     are consumed (numbered in place): a scenario is sent once. ``close_active``
-    says whether this attempt is within ``emulator_close_times``.
+    says whether this attempt is within ``emulator_close_times``. ``on_terminal``
+    runs just before the terminal event is handed to the sink, so that whatever
+    it records (store, cache, stats) is visible to a client that saw the event.
     """
     run = _Run(sink, stream_id, script, close_active, on_fault)
     batch: List[Dict[str, Any]] = []
+    last = len(scenario.steps) - 1
     try:
-        for delay, event in scenario.steps:
+        for index, (delay, event) in enumerate(scenario.steps):
             if batch and (delay > 0 or run.sent + len(batch) == run.next_at):
                 await run.flush(batch)
                 batch = []
@@ -167,6 +171,8 @@ async def run_scenario(
             if delay > 0:
                 await asyncio.sleep(delay)
             run.number(event)
+            if index == last and on_terminal is not None:
+                on_terminal()
             batch.append(event)
             if len(batch) >= _BATCH:
                 await run.flush(batch)

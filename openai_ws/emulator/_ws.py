@@ -433,25 +433,33 @@ class WsConnection:
         if body.get("store") is not False:
             state.store_put(scenario.initial)
         state.stats.incr("responses_started")
-        sink = _WsSink(self, lane)
-        outcome = Outcome.DISCONNECTED
-        sent = 0
-        try:
-            outcome, sent = await run_scenario(
-                scenario,
-                sink,
-                stream_id=lane,
-                script=script,
-                close_active=close_active,
-                on_fault=lambda _kind: state.stats.incr("faults_injected"),
-            )
-        finally:
-            state.stats.incr("events_sent", sent)
+        recorded = False
+
+        def record(outcome: Outcome) -> None:
+            nonlocal recorded
+            recorded = True
             final = finish_response(state, body, scenario.final, outcome)
             if outcome in (Outcome.COMPLETED, Outcome.INCOMPLETE):
                 self.cache.remember(lane, final)
             elif outcome in (Outcome.FAILED, Outcome.ERROR) and same_lane:
                 self.cache.evict(lane, str(parent_id))
+
+        outcome = Outcome.DISCONNECTED
+        sent = 0
+        try:
+            outcome, sent = await run_scenario(
+                scenario,
+                _WsSink(self, lane),
+                stream_id=lane,
+                script=script,
+                close_active=close_active,
+                on_fault=lambda _kind: state.stats.incr("faults_injected"),
+                on_terminal=lambda: record(Outcome(scenario.status)),
+            )
+        finally:
+            state.stats.incr("events_sent", sent)
+            if not recorded:
+                record(outcome)
 
 
 async def websocket_handler(state: ServerState, request: web.Request) -> web.StreamResponse:
