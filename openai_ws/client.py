@@ -175,6 +175,9 @@ class OpenAI:
         max_queue_events: int = 10_000,
         max_queue_bytes: int = 64 * 1024 * 1024,
         close_timeout: float = 5.0,
+        max_connection_age: float = 55 * 60.0,
+        reconnect_attempts: int = 4,
+        max_replays: int = 10,
     ) -> Session:
         """Open a WebSocket session (the socket connects now).
 
@@ -186,7 +189,13 @@ class OpenAI:
         declared dead when no pong comes within ``ping_timeout``. A request
         whose consumer lets more than ``max_queue_events`` events or
         ``max_queue_bytes`` bytes pile up fails alone with
-        :class:`~openai_ws.errors.ConsumerTooSlowError`.
+        :class:`~openai_ws.errors.ConsumerTooSlowError`. A socket older than
+        ``max_connection_age`` seconds (the service allows 60 minutes) is
+        replaced between requests; requests still running on it finish there.
+        A lost socket is reopened up to ``reconnect_attempts`` times in a row
+        (exponential backoff with jitter) before the session switches to HTTP.
+        A request that had received no event when its socket ended is sent
+        again on a new socket, at most ``max_replays`` times.
         """
         options = SessionOptions(
             url=self.websocket_url,
@@ -204,6 +213,9 @@ class OpenAI:
             max_queue_bytes=max_queue_bytes,
             max_retries=self.max_retries,
             close_timeout=close_timeout,
+            max_connection_age=max_connection_age,
+            reconnect_attempts=reconnect_attempts,
+            max_replays=max_replays,
         )
         return Session(options, http=self._http_transport())
 

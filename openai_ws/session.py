@@ -76,6 +76,7 @@ __all__ = ["Session", "SessionStats"]
 log = logging.getLogger(__name__)
 
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
+_CONNECTION_LIMIT = "websocket_connection_limit_reached"
 _RETRY_IN = re.compile(r"try again in\s+([0-9.]+)\s*(ms|s)\b", re.IGNORECASE)
 
 
@@ -176,6 +177,7 @@ class SessionOptions:
     max_queue_bytes: int = 64 * 1024 * 1024
     max_retries: int = 2
     reconnect_attempts: int = 4
+    max_replays: int = 10
     backoff_initial: float = 0.25
     backoff_max: float = 8.0
     close_timeout: float = 5.0
@@ -338,9 +340,10 @@ class _Engine:
         """Why ``body`` must go over HTTP, or ``None`` to use the socket."""
         if self._http_only_reason is not None:
             return self._http_only_reason
-        shape = _shape(body)
-        if shape and shape in self._http_shapes:
-            return f"a request with decimal {', '.join(shape)} closed the socket before"
+        shape = set(_shape(body))
+        for poisoned in self._http_shapes:
+            if shape.issuperset(poisoned):
+                return f"a request with decimal {', '.join(poisoned)} closed the socket before"
         return None
 
     def remember_silent_close(self, body: Mapping[str, Any]) -> None:
@@ -401,16 +404,6 @@ class _Engine:
                 conn.transport.abort()
             return True
 
-    def retire(self, conn: Optional[_Connection]) -> None:
-        """The server said ``conn`` is too old: use a new socket from now on."""
-        if conn is None:
-            return
-        with self._lock:
-            conn.limit_reached = True
-            closing = self._retire(conn)
-        if closing is not None:
-            closing.transport.send_close(1000)
-
     def abandon(self, request: _Request) -> None:
         """The caller stopped listening: drop the rest of the request's events."""
         with self._lock:
@@ -430,12 +423,17 @@ class _Engine:
                 request = conn.requests.get(route.pending.key)
                 if route.terminal:
                     conn.requests.pop(route.pending.key, None)
-                    if conn.retiring and not conn.requests and not conn.closing:
-                        conn.closing = True
-                        close_now = True
                 if request is not None and request.abandoned:
                     self._stats["dropped_events"] += 1
                     request = None
+            if isinstance(event, ErrorEvent) and event.error.code == _CONNECTION_LIMIT:
+                # Decided here, before the reader reads the close that follows,
+                # so that close counts as announced rather than silent.
+                conn.limit_reached = True
+                self._retire(conn)
+            if conn.retiring and not conn.requests and not conn.closing:
+                conn.closing = True
+                close_now = True
         if close_now:
             conn.transport.send_close(1000)
         if route is None:
@@ -911,11 +909,8 @@ def _events(
                     return
             elif isinstance(item, ErrorEvent):
                 error = _error_from_event(item, request.body)
-                if error.code == "websocket_connection_limit_reached" and request.replays < (
-                    opts.reconnect_attempts
-                ):
+                if error.code == _CONNECTION_LIMIT and request.replays < opts.max_replays:
                     log.info("the connection reached its age limit; replaying on a new one")
-                    engine.retire(request.conn)
                     request.replays += 1
                     engine.count("replays")
                     resend = True
@@ -973,13 +968,18 @@ def _recover(engine: _Engine, request: _Request, lost: _Lost) -> bool:
     if lost.kind is CloseKind.SILENT and engine.http is not None:
         engine.remember_silent_close(request.body)
         return False
-    if request.replays >= engine.options.reconnect_attempts:
+    opts = engine.options
+    if request.replays >= opts.max_replays:
         raise ConnectionClosedError(
             f"the connection closed (code={lost.code}) {request.replays + 1} times before "
             "the request received any event; giving up",
             code=lost.code,
             reason=lost.reason,
         )
+    if request.replays:
+        # Sockets keep dying under this request: slow down before the next try.
+        delay = min(opts.backoff_max, opts.backoff_initial * 2 ** (request.replays - 1))
+        time.sleep(delay * random.uniform(0.75, 1.0))
     request.replays += 1
     engine.count("replays")
     log.info("replaying request %d on a new connection (code=%s)", request.key, lost.code)
