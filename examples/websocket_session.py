@@ -5,8 +5,10 @@
 3. a stream printing text deltas as they arrive, then ``[completed]``;
 then ``close()`` (done by the ``with`` block).
 
-Run: ``python examples/websocket.py`` (offline it uses the bundled emulator,
-which echoes the question back word by word).
+Run: ``python examples/websocket_session.py`` (offline it uses the bundled emulator,
+which echoes the question back word by word). The file is not called
+``websocket.py``: that name would shadow the ``websocket`` package (from
+websocket-client, which openai_ws uses) for every script in this folder.
 """
 
 from __future__ import annotations
@@ -25,10 +27,7 @@ def main() -> None:
         response = session.send(request)
         print(f"Answer: {response.output_text}")
         if response.usage is not None:
-            print(
-                f"Tokens: {response.usage.input_tokens} in, "
-                f"{response.usage.output_tokens} out"
-            )
+            print(f"Tokens: {response.usage.input_tokens} in, {response.usage.output_tokens} out")
 
         # 2. A follow-up that the server chains from the cached previous response.
         follow_up = ResponseCreateRequest(
