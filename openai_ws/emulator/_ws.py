@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Set
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from ._cache import ConnectionCache
 from ._errors import (
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 _CLOSE_WAIT = 2.0  # seconds to wait for the peer's close frame
 _CLIENT_EVENTS = ("response.create", "response.steer")
+_END_TYPES = frozenset({WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR})
 
 
 @dataclass
@@ -178,7 +179,9 @@ class WsConnection:
         self.cache = ConnectionCache()
         self.tasks: Set[asyncio.Task[None]] = set()
         self.closing = False
-        self._closer: Optional[asyncio.Task[Any]] = None
+        self._reader: Optional[asyncio.Task[Any]] = None
+        self._close_requested = asyncio.Event()
+        self._close_code: Optional[int] = None
         # Batched frames are written straight to the transport only when no
         # compression was negotiated (a deflate stream must go through aiohttp).
         self.raw_transport: Optional[asyncio.Transport] = None
@@ -219,26 +222,60 @@ class WsConnection:
         )
 
     async def close(self, code: int) -> None:
-        """Close the socket with ``code`` and an empty reason; 1006 drops TCP instead."""
+        """Close the socket with ``code`` and an empty reason; 1006 drops TCP instead.
+
+        The close handshake always runs on the reader task: it sends the close
+        frame, then keeps reading (and discarding) until the peer's close frame
+        or a timeout, and only then closes TCP, so that data the peer sent in
+        the meantime cannot turn into a reset that loses our close frame. Other
+        tasks only ask the reader to do it and return at once.
+        """
         if self.closing:
             return
         self.closing = True
-        self._closer = asyncio.current_task()
         self.state.stats.record_close(code)
         if code == 1006:
             transport = self.request.transport
             if transport is not None:
                 transport.abort()
+            self._close_requested.set()
             return
+        if asyncio.current_task() is self._reader:
+            await self._close_handshake(code)
+        else:
+            self._close_code = code
+            self._close_requested.set()
+
+    async def _close_handshake(self, code: int) -> None:
         with contextlib.suppress(ConnectionError):  # the peer may vanish mid-close
             await self.ws.close(code=code, message=b"")
+
+    async def _next_message(self, close_wait: asyncio.Task[Any]) -> Optional[WSMessage]:
+        """The next inbound message, or None once a close was requested (and done)."""
+        if self._close_requested.is_set() or self.ws.closed:
+            return None
+        receive = asyncio.get_running_loop().create_task(self.ws.receive())
+        await asyncio.wait({receive, close_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if not receive.done():
+            receive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receive
+            return None
+        return receive.result()
 
     # -- inbound ----------------------------------------------------------------
 
     async def serve(self) -> None:
         """Read frames until the socket closes, then stop every task of this connection."""
+        self._reader = asyncio.current_task()
+        close_wait = asyncio.get_running_loop().create_task(self._close_requested.wait())
         try:
-            async for message in self.ws:
+            while True:
+                message = await self._next_message(close_wait)
+                if message is None:
+                    if self._close_code is not None and not self.ws.closed:
+                        await self._close_handshake(self._close_code)
+                    break
                 if message.type is WSMsgType.TEXT:
                     await self._on_frame(message.data)
                 elif message.type is WSMsgType.BINARY:
@@ -249,12 +286,12 @@ class WsConnection:
                         await self.send_error(invalid_json("binary frame is not UTF-8"), None)
                         continue
                     await self._on_frame(text)
-                elif message.type is WSMsgType.ERROR:
+                elif message.type in _END_TYPES:
                     break
-            close_code = self.ws.close_code
-            if close_code == 1009 and not self.closing:
+            if self.ws.close_code == 1009 and not self.closing:
                 self.state.stats.record_close(1009)
         finally:
+            close_wait.cancel()
             await self._shutdown()
 
     async def _shutdown(self) -> None:
@@ -263,8 +300,7 @@ class WsConnection:
         current = asyncio.current_task()
         pending = [task for task in self.tasks if task is not current]
         for task in pending:
-            if task is not self._closer:
-                task.cancel()
+            task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         self.cache.clear()
