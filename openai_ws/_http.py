@@ -15,11 +15,15 @@ policy.
 Connections
     One pooled :class:`requests.Session` per transport (pools of up to 32
     connections per host), safe to use from many threads at once. ``close()``
-    is idempotent and also runs when the transport is garbage collected.
-    The session keeps ``trust_env`` (``https_proxy``/``no_proxy`` and
-    ``REQUESTS_CA_BUNDLE`` apply when no explicit ``proxy``/``verify`` path is
-    given), but a no-op ``auth`` object stops requests from replacing our
-    ``Authorization`` header with ``~/.netrc`` credentials.
+    is idempotent, closes every pooled socket at once and also runs when the
+    transport is garbage collected. A stream read to its terminal event gives
+    its connection back to the pool; one closed early drops its connection.
+    ``verify``, ``cert`` and ``proxy`` are passed with every request, because
+    requests lets the environment override them when they are set on the
+    session; so ``https_proxy``/``no_proxy`` apply only without ``proxy``, and
+    ``REQUESTS_CA_BUNDLE`` only with ``verify=True``. A no-op ``auth`` object
+    stops requests from replacing our ``Authorization`` header with
+    ``~/.netrc`` credentials.
 
 Timeouts
     ``connect_timeout`` bounds opening a connection, ``timeout`` every read:
@@ -29,8 +33,9 @@ Timeouts
     it is the caller's deadline, and the server may still be running the request.
 
 Retries (:class:`_Retry`, a small subclass of urllib3's ``Retry``)
-    Up to ``max_retries`` retries of connection failures and of the statuses
-    408, 409, 429, 500, 502, 503 and 504, for GET, POST and DELETE. Three
+    Up to ``max_retries`` retries of connection failures (but not of a failed
+    certificate check, which no retry can fix) and of the statuses 408, 409,
+    429, 500, 502, 503 and 504, for GET, POST and DELETE. Three
     things urllib3 does not know are added, all decided in ``increment()``, the
     one hook that sees the whole response (``is_retry()`` only gets the status):
 
@@ -78,7 +83,7 @@ import logging
 import random
 import ssl
 import weakref
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 from urllib.parse import quote
 
 import requests
@@ -87,7 +92,6 @@ import requests.auth
 import requests.exceptions
 import urllib3.exceptions
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError, ResponseError
-from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from ._convert import parse_event, parse_response
@@ -104,6 +108,9 @@ from .errors import (
 )
 from .events import TERMINAL_EVENT_TYPES, ErrorEvent, ServerEvent
 from .models import Response
+
+if TYPE_CHECKING:
+    from urllib3.response import BaseHTTPResponse
 
 __all__ = ["MAX_RETRY_AFTER", "HTTPTransport", "SSEDecoder"]
 
@@ -220,7 +227,7 @@ class _Retry(Retry):
         retries = len(self.history)
         if retries == 0:
             return 0.0
-        delay = min(self.backoff_max, self.backoff_factor * (2 ** (retries - 1)))
+        delay = min(BACKOFF_MAX, BACKOFF_INITIAL * (2 ** (retries - 1)))
         return float(delay * (1.0 - 0.25 * random.random()))
 
 
@@ -270,10 +277,10 @@ class SSEDecoder:
     returns an event left unterminated when the stream ends.
     """
 
-    __slots__ = ("_data", "_event", "_pending", "_skip_lf", "_started")
+    __slots__ = ("_data", "_event", "_parts", "_skip_lf", "_started")
 
     def __init__(self) -> None:
-        self._pending = b""
+        self._parts: List[bytes] = []  # an unfinished line, in pieces (joined once)
         self._skip_lf = False
         self._started = False
         self._data: List[bytes] = []
@@ -289,23 +296,28 @@ class SSEDecoder:
         if not chunk:
             return []
         if not self._started:
-            if len(self._pending) + len(chunk) < 3 and _BOM.startswith(self._pending + chunk):
-                self._pending += chunk
+            head = b"".join(self._parts) + chunk
+            self._parts = []
+            if len(head) < 3 and _BOM.startswith(head):
+                self._parts.append(head)
                 return []
             self._started = True
-            if (self._pending + chunk).startswith(_BOM):
-                chunk = (self._pending + chunk)[3:]
-                self._pending = b""
-                if not chunk:
-                    return []
-        buffer = self._pending + chunk if self._pending else chunk
-        lines = buffer.splitlines()
-        last = buffer[-1]
+            chunk = head[3:] if head.startswith(_BOM) else head
+            if not chunk:
+                return []
+        if b"\n" not in chunk and b"\r" not in chunk:
+            self._parts.append(chunk)  # no line ends yet: no copying of a long line
+            return []
+        if self._parts:
+            self._parts.append(chunk)
+            chunk = b"".join(self._parts)
+            self._parts = []
+        lines = chunk.splitlines()
+        last = chunk[-1]
         if last in (0x0A, 0x0D):
-            self._pending = b""
             self._skip_lf = last == 0x0D
         else:
-            self._pending = lines.pop()
+            self._parts.append(lines.pop())
         events: List[Tuple[str, bytes]] = []
         data = self._data
         for line in lines:
@@ -331,8 +343,8 @@ class SSEDecoder:
 
     def flush(self) -> List[Tuple[str, bytes]]:
         """The event still open when the stream ended (the spec drops it; we keep it)."""
-        events = self.feed(b"\n\n") if (self._pending or self._data) else []
-        self._pending = b""
+        events = self.feed(b"\n\n") if (self._parts or self._data) else []
+        self._parts = []
         self._data = []
         self._event = ""
         return events
@@ -386,8 +398,7 @@ class HTTPTransport:
             redirect=0,
             allowed_methods=frozenset({"GET", "POST", "DELETE"}),
             status_forcelist=RETRY_STATUSES,
-            backoff_factor=BACKOFF_INITIAL,
-            backoff_max=BACKOFF_MAX,
+            backoff_factor=BACKOFF_INITIAL,  # get_backoff_time() applies BACKOFF_MAX
             respect_retry_after_header=True,
             raise_on_status=False,
             raise_on_redirect=False,
@@ -408,7 +419,7 @@ class HTTPTransport:
         self._cert = cert
         self._proxies = {"http": proxy, "https": proxy} if proxy else None
         self._closed = False
-        self._finalizer = weakref.finalize(self, session.close)
+        self._finalizer = weakref.finalize(self, _close_session, session)
 
     def __repr__(self) -> str:
         return f"HTTPTransport(base_url={self.base_url!r})"
@@ -435,9 +446,13 @@ class HTTPTransport:
         ``data: [DONE]`` line also ends the stream. An ``error`` event raises
         its :class:`~openai_ws.errors.APIError` after the events before it were
         yielded. A stream that ends before a terminal event raises
-        :class:`~openai_ws.errors.ConnectionClosedError`. Closing the generator
-        early releases the connection. The request is sent on the first
-        ``next()``.
+        :class:`~openai_ws.errors.ConnectionClosedError`
+        (:class:`~openai_ws.errors.ReplayUnsafeError` once events were
+        yielded); a ``data`` payload that is not a valid event raises
+        :class:`~openai_ws.errors.ProtocolError`. The request is sent on the
+        first ``next()``; closing the generator early closes the connection.
+        After the terminal event the rest of the body (which the server ends
+        there) is read, so that the connection can be reused.
         """
         payload = dict(body)
         payload["stream"] = True
@@ -633,7 +648,10 @@ def _chunks(raw: Any) -> Iterator[bytes]:
     if raw.chunked and raw.supports_chunked_reads():
         yield from raw.stream(None, decode_content=True)
         return
-    read1 = raw.read1  # never blocks waiting for more than what is available
+    read1 = getattr(raw, "read1", None)  # returns what has arrived, never waits for more
+    if read1 is None:  # urllib3 < 2: blocks per 1 KiB (only for streams without chunking)
+        yield from raw.stream(1024, decode_content=True)
+        return
     while True:
         chunk = read1(65536, decode_content=True)
         if not chunk:
@@ -648,7 +666,10 @@ def _parse_data(data: bytes) -> Optional[ServerEvent]:
         if not stripped or stripped == _DONE:
             return None
     try:
-        return parse_event(data)
+        # A str skips json's encoding detection, a measurable cost per event.
+        return parse_event(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"event data is not UTF-8: {exc}") from exc
     except ProtocolError:
         _raise_if_error_object(data)
         raise
@@ -671,6 +692,22 @@ def _stream_error(
             response_id=response_id,
         )
     return ConnectionClosedError(f"the HTTP stream ended before any event{why}")
+
+
+def _close_session(session: requests.Session) -> None:
+    """Close every pooled connection now, then the session.
+
+    ``Session.close()`` alone only forgets the pools (urllib3 2 closes their
+    sockets when a pool is garbage collected, which a traceback can delay).
+    """
+    for adapter in set(session.adapters.values()):
+        if isinstance(adapter, requests.adapters.HTTPAdapter):
+            for manager in (adapter.poolmanager, *adapter.proxy_manager.values()):
+                for key in list(manager.pools.keys()):
+                    pool = manager.pools.get(key)
+                    if pool is not None:
+                        pool.close()
+    session.close()
 
 
 def _read_body(response: requests.Response) -> bytes:

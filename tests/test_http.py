@@ -112,6 +112,16 @@ def test_sse_decoder_no_data_no_event() -> None:
     assert _decode([b": hi\n\nevent: x\n\ndata: 1\n\n"]) == [("message", b"1")]
 
 
+def test_sse_decoder_long_line_in_small_chunks_is_linear() -> None:
+    """A 4 MB data line fed in 512-byte pieces decodes in linear time (no re-copying)."""
+    payload = b"x" * (4 * 1024 * 1024)
+    body = b"data: " + payload + b"\n\n"
+    start = time.perf_counter()
+    events = _decode([body[i : i + 512] for i in range(0, len(body), 512)])
+    assert time.perf_counter() - start < 1.0
+    assert events == [("message", payload)]
+
+
 def test_sse_decoder_flush_keeps_unterminated_event() -> None:
     """An event cut off by the end of the stream (no blank line) is still returned by flush()."""
     assert _decode([b"data: {}\n"]) == [("message", b"{}")]
@@ -672,7 +682,7 @@ def test_backoff_without_hint_doubles_with_jitter() -> None:
 
     entry = RequestHistory("POST", "/v1/responses", None, 500, None)
     for retries, nominal in [(1, 0.5), (2, 1.0), (3, 2.0), (6, 8.0), (9, 8.0)]:
-        retry = _Retry(total=10, backoff_factor=0.5, backoff_max=8.0, history=(entry,) * retries)
+        retry = _Retry(total=10, history=(entry,) * retries)
         for _ in range(20):
             assert 0.75 * nominal <= retry.get_backoff_time() <= nominal
     assert _Retry(total=10).get_backoff_time() == 0.0
@@ -926,17 +936,36 @@ def test_stream_read_timeout_between_events(emu: Any) -> None:
 
 
 def test_early_closed_streams_release_connections(emu: Any) -> None:
-    """Twenty streams abandoned after their first event leave the pool usable."""
+    """Twenty streams abandoned after their first event are cut off and leave the pool usable."""
     transport = _transport(emu.base_url)
+    # Keep every HTTP response alive, so that only an explicit close can end it.
+    kept: List[Any] = []
+    send = transport._send
+
+    def keeping(*args: Any, **kwargs: Any) -> Any:
+        kept.append(send(*args, **kwargs))
+        return kept[-1]
+
+    transport._send = keeping  # type: ignore[method-assign]
+    before = int(emu.stats.get("responses_interrupted"))
     try:
         for i in range(20):
-            stream = transport.stream(_body(f"abandon me {i}", emulator_token_interval="0.01"))
+            stream = transport.stream(
+                _body(
+                    f"abandon me {i}", emulator_output_tokens="200", emulator_token_interval="0.01"
+                )
+            )
             assert isinstance(next(stream), ResponseCreated)
             stream.close()  # type: ignore[attr-defined]
         assert transport.create(_body("still working")).status == "completed"
         assert list(transport.stream(_body("still streaming")))[-1].type == "response.completed"
     finally:
         transport.close()
+    deadline = time.monotonic() + 5
+    while int(emu.stats.get("responses_interrupted")) - before < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert int(emu.stats.get("responses_interrupted")) - before == 20  # the server saw each close
+    assert all(response.raw.closed for response in kept[:20])
 
 
 def test_concurrent_streams_from_many_threads(http: HTTPTransport) -> None:
