@@ -73,6 +73,19 @@ key                            effect
                                takes a ``sequence_number`` and carries the lane's ``stream_id``
 =============================  ================================================================
 
+Continuation: every connection caches the latest completed/incomplete response
+of each lane; a ``previous_response_id`` equal to any lane's latest is a cache
+hit, otherwise ``store: true`` responses (kept until the ``Emulator`` object
+goes away, across restarts) load from the store after ``store_lookup_delay``,
+and anything else is ``previous_response_not_found``. A request whose parent is
+the latest of its *own* lane and that fails (an error before it starts, a
+mid-stream ``error``, ``response.failed``) evicts that parent; a failed fork
+from another lane does not. HTTP uses the store only.
+
+Test helpers on ``Emulator``: ``stored(id)``, ``disconnect_all(code)`` (1006
+drops TCP), ``reset_attempts()``, ``ssl_context()``, ``stats`` (see
+``EmulatorStats``), and the live ``config``.
+
 Choices where the service is undocumented (PROTOCOL.md section 9): after
 ``websocket_connection_limit_reached`` the socket closes with 1000 and an empty
 reason (``EmulatorConfig.connection_limit_close_code``); other lanes' running
@@ -82,6 +95,11 @@ response. ``max_output_tokens`` accepts values below the service's minimum of
 ``store: true`` it is stored as finished. ``usage.input_tokens`` counts word
 tokens of the instructions and input plus the parent's ``total_tokens``, which
 also fill ``cached_tokens`` when the parent came from the connection cache.
+A binary client frame holding UTF-8 JSON is accepted like a text frame.
+``response.steer`` is answered with ``response.steer.failed``
+(``steering_not_supported``). Every close the server initiates waits for the
+peer's close frame (2 s at most) before closing TCP; ``stop()`` closes open
+sockets with 1001.
 """
 
 from ._config import EmulatorConfig

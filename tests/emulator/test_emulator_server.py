@@ -279,3 +279,12 @@ def test_cli_tls_prints_how_to_trust_it() -> None:
             process.kill()
             process.communicate()
     assert process.returncode == 0
+
+
+def test_start_on_a_busy_port_fails_cleanly(emulator: Emulator) -> None:
+    """Binding a port that is taken raises RuntimeError and leaves no thread behind."""
+    other = Emulator(port=emulator.port)
+    with pytest.raises(RuntimeError, match="failed to start"):
+        other.start()
+    assert not other.running
+    other.stop()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from typing import Callable, List
+import json
+from typing import Callable, List, Optional
 
 import pytest
 from hypothesis import given
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from openai_ws.emulator._cache import ConnectionCache
 from openai_ws.emulator._errors import ApiError, redact_key
 from openai_ws.emulator._lanes import LaneScheduler, is_valid_stream_id
+from openai_ws.emulator._runner import dumps
 from openai_ws.emulator._scenario import (
     build_response,
     fit_tokens,
@@ -215,3 +217,24 @@ def test_redacted_keys_never_contain_the_middle() -> None:
     """redact_key keeps a short prefix and the last four characters only."""
     assert redact_key("sk-abcdefghijklmnop") == "sk-************mnop"
     assert redact_key("short") == "sk-***"
+
+
+@pytest.mark.parametrize("stream_id", [None, "lane-1"])
+@pytest.mark.parametrize("delta", ["plain ", 'quo"te\\ ', "ünïcode ✓ ", "\n\t\x00"])
+def test_fast_delta_encoding_matches_json(stream_id: Optional[str], delta: str) -> None:
+    """The hand-built text-delta frame is byte-identical to compact json for the same dict."""
+    event = {
+        "type": "response.output_text.delta",
+        "item_id": "msg_1",
+        "output_index": 0,
+        "content_index": 2,
+        "delta": delta,
+        "logprobs": [],
+        "sequence_number": 17,
+    }
+    if stream_id is not None:
+        event["stream_id"] = stream_id
+    expected = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    assert dumps(event) == expected
+    odd = dict(event, extra=True)
+    assert json.loads(dumps(odd)) == odd
