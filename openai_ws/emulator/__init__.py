@@ -19,7 +19,7 @@ Command line: ``python -m openai_ws.emulator --port 8765`` prints the base URL
 on its first line and serves until Ctrl-C (``--help`` lists every flag).
 
 Default answer: the text of the last user input (or ``"Tool said: <output>"``
-after a ``function_call_output``), streamed one word-token per delta so that
+when the input ends with ``function_call_output`` items), streamed one word-token per delta so that
 the deltas concatenate to the exact text; ``max_output_tokens`` truncates and
 ends with ``response.incomplete``; ``generate: false`` is a warm-up with an
 empty output. Lanes, limits, the continuation cache, quirks and errors follow
@@ -47,7 +47,9 @@ key                            effect
                                ``response.refusal.delta``/``.done``)
 ``emulator_function_call``     JSON ``{"name": ..., "arguments": {...}, "call_id"?: ...}`` or a
                                JSON list of them (parallel calls): ``function_call`` items whose
-                               arguments stream in a few deltas; no message item
+                               arguments stream in a few deltas; no message item. Not
+                               applied when the input ends with ``function_call_output``
+                               items: those get the text answer ``Tool said: ...``
 ``emulator_reasoning``         a reasoning summary text: a ``reasoning`` item (summary part and
                                text events) before the other output
 ``emulator_error``             answer with an error before any event: ``rate_limit_exceeded``

@@ -31,6 +31,7 @@ __all__ = [
     "random_id",
     "reply_text",
     "tokenize",
+    "trailing_tool_outputs",
     "wants_generation",
 ]
 
@@ -89,16 +90,33 @@ def _output_text(output: Any) -> str:
     return _content_text(output)
 
 
+def trailing_tool_outputs(body: Mapping[str, Any]) -> List[str]:
+    """Outputs of the ``function_call_output`` items that end the input list, in order."""
+    value = body.get("input")
+    outputs: List[str] = []
+    if isinstance(value, list):
+        for item in reversed(value):
+            if not isinstance(item, dict) or item.get("type") != "function_call_output":
+                break
+            outputs.append(_output_text(item.get("output")))
+    outputs.reverse()
+    return outputs
+
+
 def reply_text(body: Mapping[str, Any]) -> str:
     """The default (echo) answer: the user's last input text.
 
-    ``input`` as a string is echoed as is. In a list, the last user message (or
-    role-less message) is echoed; if a ``function_call_output`` comes after it,
-    the answer is ``"Tool said: <output>"``. Without either, ``"OK"``.
+    ``input`` as a string is echoed as is. When the input list ends with
+    ``function_call_output`` items the answer is ``"Tool said: <output>"`` (several
+    outputs joined by ``"; "``); otherwise the last user (or role-less) message is
+    echoed. Without either, ``"OK"``.
     """
     value = body.get("input")
     if isinstance(value, str):
         return value
+    tool_outputs = trailing_tool_outputs(body)
+    if tool_outputs:
+        return "Tool said: " + "; ".join(tool_outputs)
     if isinstance(value, list):
         for item in reversed(value):
             if not isinstance(item, dict):
@@ -559,7 +577,9 @@ def plan_response(
                 _reasoning_item(plan, len(output), new_id("rs_"), script.reasoning, encrypted)
             )
         if not plan.truncated:
-            if script.function_calls:
+            # A scripted model calls its tools once: when the input ends with tool
+            # outputs it answers them in text instead (so agent loops terminate).
+            if script.function_calls and not trailing_tool_outputs(body):
                 for spec in script.function_calls:
                     if plan.truncated:
                         break

@@ -315,6 +315,29 @@ def test_parallel_function_calls(emulator: Emulator) -> None:
     assert indexes == {0, 1}
 
 
+def test_scripted_calls_are_answered_in_text_once_tool_outputs_come_back(
+    emulator: Emulator,
+) -> None:
+    """An agent loop ends: input ending with tool outputs gets text even if calls are scripted."""
+    calls = [{"name": "f", "arguments": {"n": 1}}, {"name": "g", "arguments": {"n": 2}}]
+    metadata = {"emulator_function_call": json.dumps(calls)}
+    ws = connect(emulator)
+    try:
+        first = ask(ws, input="go", store=False, metadata=metadata)[-1]["response"]
+        outputs = [
+            {"type": "function_call_output", "call_id": item["call_id"], "output": f"out-{i}"}
+            for i, item in enumerate(first["output"])
+        ]
+        second = ask(
+            ws, input=outputs, store=False, previous_response_id=first["id"], metadata=metadata
+        )
+    finally:
+        ws.close()
+    assert [o["type"] for o in first["output"]] == ["function_call", "function_call"]
+    assert [o["type"] for o in second[-1]["response"]["output"]] == ["message"]
+    assert text_of(second) == "Tool said: out-0; out-1"
+
+
 def test_reasoning_summary_before_message(emulator: Emulator) -> None:
     """emulator_reasoning adds a reasoning item with summary events before the message."""
     ws = connect(emulator)
