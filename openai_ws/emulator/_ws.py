@@ -101,6 +101,7 @@ class _WsSink:
 
     async def send_events(self, events: List[Dict[str, Any]]) -> None:
         ws = self._ws
+        self._check_open()
         last = len(events) - 1
         if last > 0:
             transport = self._conn.raw_transport
@@ -122,10 +123,17 @@ class _WsSink:
         await self._conn.send_error(error, self._stream_id, sequence_number)
 
     async def send_malformed(self) -> None:
+        self._check_open()
         await self._ws.send_str('{"type": "response.output_text.delta", "delta": "unterminated')
 
     async def send_binary(self) -> None:
+        self._check_open()
         await self._ws.send_bytes(b"\x00\x01emulator binary frame\xff")
+
+    def _check_open(self) -> None:
+        if self._conn.closing:
+            # A close was decided (perhaps by another lane): nothing goes out after it.
+            raise ConnectionResetError("the WebSocket is closing")
 
     async def close(self, code: int) -> None:
         await self._conn.close(code)
@@ -202,7 +210,9 @@ class WsConnection:
     # -- outbound ---------------------------------------------------------------
 
     async def send_json(self, payload: Dict[str, Any]) -> bool:
-        """Send one JSON frame; False when the socket is already gone."""
+        """Send one JSON frame; False when the socket is closing or gone."""
+        if self.closing:
+            return False
         try:
             await self.ws.send_str(dumps(payload))
         except ConnectionError:
