@@ -1,0 +1,159 @@
+"""Every benchmark in one command, and one table of ratios with goal/met columns.
+
+Run from the repository root::
+
+    python benchmarks/run_all.py [--skip peers] [--quiet]
+
+It runs, each in a fresh Python process (so one benchmark's threads, imports
+and sockets cannot slow down the next), with the repository on ``PYTHONPATH``:
+
+* ``parse_events.py``: typed parse of a text delta / ``json.loads`` (goal <= 2.0);
+* ``emulator_throughput.py``: events/s of the emulator to a bare reader (no
+  goal: it bounds what any client can show);
+* ``session_vs_bare.py``: Session vs a bare websocket-client loop;
+* ``fallback_cost.py``: the silent-close HTTP fallback vs plain HTTP;
+* ``peers.py``: Session vs HTTP, the official ``openai`` package, import time;
+  it writes ``benchmarks/per_turn_latency.png``.
+
+Each script's own output is shown as it runs (``--quiet`` hides it), then the
+combined table: one row per ratio, its value, its goal and whether the goal is
+met ("info" rows have no goal). The exit status is 0 even when goals are
+missed (1 only when a script failed): the table, not the status, is the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Tuple
+
+from _common import REPO, Goal, load_note, machine_summary, print_goals
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OURS = ("session_vs_bare", "fallback_cost", "peers")
+ALL = ("parse_events", "emulator_throughput", *OURS)
+
+
+def run(name: str, args: List[str], quiet: bool) -> Tuple[int, str, float]:
+    """Run ``benchmarks/NAME.py``; return its exit status, stdout and seconds."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    command = [sys.executable, os.path.join(HERE, f"{name}.py"), *args]
+    print(f"\n=== {name}.py {' '.join(args)}", flush=True)
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if not quiet:
+            print(line, end="", flush=True)
+    status = proc.wait()
+    elapsed = time.perf_counter() - started
+    print(f"=== {name}.py: exit {status} in {elapsed:.1f} s", flush=True)
+    return status, "".join(lines), elapsed
+
+
+def parse_events_goals(output: str) -> List[Goal]:
+    match = re.search(
+        r"output_text\.delta: structure/json\.loads = ([0-9.]+) \(goal <= ([0-9.]+)\)", output
+    )
+    if not match:
+        return [
+            Goal(
+                "parse_events",
+                "structure / json.loads (text delta)",
+                None,
+                "<=",
+                2.0,
+                detail="no result line found",
+            )
+        ]
+    return [
+        Goal(
+            "parse_events",
+            "structure / json.loads (text delta)",
+            float(match.group(1)),
+            "<=",
+            float(match.group(2)),
+        )
+    ]
+
+
+def emulator_goals(output: str) -> List[Goal]:
+    goals = []
+    for label, rate in re.findall(r"^(wss|ws)\s*: .*?best ([0-9,]+) events/s", output, re.M):
+        goals.append(
+            Goal(
+                "emulator_throughput",
+                f"emulator -> bare reader over {label}",
+                None,
+                "info",
+                0.0,
+                detail=f"{rate} events/s (bounds every client)",
+            )
+        )
+    return goals
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip", action="append", choices=ALL, default=[], help="leave one out")
+    parser.add_argument("--quiet", action="store_true", help="show only the combined table")
+    args = parser.parse_args(argv)
+
+    print(f"Machine: {machine_summary()}")
+    print(f"Before: {load_note()}")
+    goals: List[Goal] = []
+    failures: Dict[str, int] = {}
+    durations: Dict[str, float] = {}
+    png: Optional[str] = None
+    with tempfile.TemporaryDirectory(prefix="openai-ws-bench-") as tmp:
+        for name in ALL:
+            if name in args.skip:
+                continue
+            out_json = os.path.join(tmp, f"{name}.json")
+            extra = ["--json", out_json] if name in OURS else []
+            status, output, durations[name] = run(name, extra, args.quiet)
+            if status != 0:
+                failures[name] = status
+            if name == "parse_events":
+                goals += parse_events_goals(output)
+            elif name == "emulator_throughput":
+                goals += emulator_goals(output)
+            elif os.path.exists(out_json):
+                with open(out_json, encoding="utf-8") as f:
+                    payload = json.load(f)
+                goals += [Goal.from_dict(d) for d in payload["goals"]]
+                png = payload.get("png") or png
+            else:
+                goals.append(Goal(name, "(no result: the script failed)", None, "info", 0.0))
+
+    print("\n" + "=" * 100)
+    print(f"Machine: {machine_summary()}")
+    print(f"After: {load_note()}")
+    print("Durations: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()))
+    print_goals(goals, title="All ratios", show_script=True)
+    met = sum(1 for g in goals if g.met is True)
+    missed = [g for g in goals if g.met is False]
+    print(
+        f"\nGoals met: {met}, missed: {len(missed)}"
+        + (" (" + "; ".join(f"{g.script}: {g.name}" for g in missed) + ")" if missed else "")
+    )
+    for name, status in failures.items():
+        print(f"FAILED: {name}.py exited with {status}")
+    if png:
+        print(f"\nPlot: {png}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
