@@ -110,7 +110,7 @@ def run_tools(
         else:
             with ThreadPoolExecutor(min(len(calls), 8)) as pool:
                 outputs = list(pool.map(lambda c: _call_tool(c, tools, tool_errors), calls))
-        items = [
+        items: List[Any] = [
             FunctionCallOutput(call_id=call.call_id, output=output)
             for call, output in zip(calls, outputs)
         ]

@@ -132,9 +132,7 @@ class WSTransport:
                 status=status,
             ) from exc
         except (ssl.SSLCertVerificationError, ValueError) as exc:
-            raise ConnectError(
-                f"could not connect to {self.url}: {exc}", retryable=False
-            ) from exc
+            raise ConnectError(f"could not connect to {self.url}: {exc}", retryable=False) from exc
         except (websocket.WebSocketException, OSError) as exc:
             raise ConnectError(f"could not connect to {self.url}: {exc}") from exc
         # Block in recv from now on; keepalive uses set_recv_timeout().

@@ -108,7 +108,7 @@ class OpenAI:
             "organization": os.environ.get("OPENAI_ORG_ID"),
             "project": os.environ.get("OPENAI_PROJECT_ID"),
         }
-        settings = {k: v for k, v in env.items() if v}
+        settings: Dict[str, Any] = {k: v for k, v in env.items() if v}
         settings.update(overrides)
         return cls(**settings)
 

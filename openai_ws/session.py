@@ -62,6 +62,10 @@ from .errors import (
 from .events import (
     TERMINAL_EVENT_TYPES,
     ErrorEvent,
+    ResponseCompleted,
+    ResponseDone,
+    ResponseFailed,
+    ResponseIncomplete,
     ResponseOutputItemDone,
     ServerEvent,
     UnknownEvent,
@@ -77,6 +81,8 @@ log = logging.getLogger(__name__)
 
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
 _CONNECTION_LIMIT = "websocket_connection_limit_reached"
+_WITH_RESPONSE = (ResponseCompleted, ResponseIncomplete, ResponseFailed, ResponseDone)
+"""The terminal events that carry a whole response."""
 _RETRY_IN = re.compile(r"try again in\s+([0-9.]+)\s*(ms|s)\b", re.IGNORECASE)
 
 
@@ -627,7 +633,7 @@ def _retry_delay(error: APIError, attempt: int, opts: SessionOptions) -> Optiona
             hint = float(match.group(1)) / (1000.0 if match.group(2).lower() == "ms" else 1.0)
     if hint is not None and 0 <= hint <= 60:
         return hint
-    delay = min(opts.backoff_max, 0.5 * 2**attempt)
+    delay: float = min(opts.backoff_max, 0.5 * 2**attempt)
     return delay * random.uniform(0.75, 1.0)
 
 
@@ -711,15 +717,17 @@ class Session:
         :class:`~openai_ws.errors.RequestTimeoutError`.
         """
         done: List[Any] = []
-        for event in self._run(coerce_request(request, fields), timeout):
-            if isinstance(event, ResponseOutputItemDone):
-                done.append(event.item)
-            elif event.type in TERMINAL_EVENT_TYPES:
-                response: Response = event.response  # type: ignore[union-attr]
-                if not response.output and done:
-                    response = attrs.evolve(response, output=done)
-                return response
-        raise ProtocolError("the stream ended without a terminal event")  # pragma: no cover
+        with self._run(coerce_request(request, fields), timeout) as events:
+            for event in events:
+                if isinstance(event, ResponseOutputItemDone):
+                    done.append(event.item)
+                elif isinstance(event, _WITH_RESPONSE):
+                    response = event.response
+                    if not response.output and done:
+                        # Over WebSocket a terminal response may omit its output.
+                        response = attrs.evolve(response, output=done)
+                    return response
+        raise ProtocolError("the stream ended without a terminal event")
 
     def stream(
         self,
@@ -728,14 +736,14 @@ class Session:
         *,
         timeout: Optional[float] = None,
         **fields: Any,
-    ) -> Iterator[ServerEvent]:
-        """Send a request and return a generator of its events.
+    ) -> EventStream:
+        """Send a request and return an iterator of its events.
 
         The request leaves at once; the generator yields every event in order
         and stops after the terminal one (``response.completed``, ``.failed``,
         ``.incomplete``). An ``error`` event raises the matching
         :class:`~openai_ws.errors.APIError`. Breaking out of the loop, closing
-        the generator or dropping it abandons the request: its remaining
+        the stream or dropping it abandons the request: its remaining
         events are dropped and never reach another request.
         """
         return self._run(coerce_request(request, fields), timeout)
@@ -814,7 +822,7 @@ class Session:
 
     # -- internals ------------------------------------------------------------
 
-    def _run(self, request: ResponseCreateRequest, timeout: Optional[float]) -> Iterator[Any]:
+    def _run(self, request: ResponseCreateRequest, timeout: Optional[float]) -> EventStream:
         engine = self._engine
         if engine.closed:
             raise SessionClosedError("the session is closed")
@@ -829,9 +837,49 @@ class Session:
         deadline = None if limit is None else time.monotonic() + limit
         state = engine.new_request(body)
         reason = engine.http_reason(body)
-        if reason is None and engine.submit(state, deadline):
-            return _events(engine, state, deadline)
-        return _over_http(engine, state, deadline, reason or engine.http_reason(body))
+        try:
+            sent = reason is None and engine.submit(state, deadline)
+        except BaseException:
+            engine.abandon(state)  # e.g. Ctrl-C while reconnecting
+            raise
+        if sent:
+            return EventStream(engine, state, _events(engine, state, deadline))
+        events = _over_http(engine, state, deadline, reason or engine.http_reason(body))
+        return EventStream(engine, state, events)
+
+
+class EventStream(Iterator[ServerEvent]):
+    """The events of one request, as returned by :meth:`Session.stream`.
+
+    An iterator (and a context manager) that yields typed events and stops
+    after the terminal one. :meth:`close` (or leaving the ``with`` block, or
+    dropping the last reference, even before the first ``next()``) abandons
+    the request: its remaining events are dropped as they arrive.
+    """
+
+    def __init__(
+        self, engine: _Engine, request: _Request, events: Generator[Any, None, None]
+    ) -> None:
+        self._events = events
+        self._finalizer = weakref.finalize(self, engine.abandon, request)
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> ServerEvent:
+        event: ServerEvent = next(self._events)
+        return event
+
+    def close(self) -> None:
+        """Stop listening; the request is abandoned if it has not finished."""
+        self._events.close()
+        self._finalizer()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def coerce_request(

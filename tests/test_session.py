@@ -413,3 +413,21 @@ def test_url_mapping_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
         OpenAI.from_env()
     custom = OpenAI(api_key="k", base_url="https://a/v1", websocket_base_url="wss://b/v2")
     assert custom.websocket_url == "wss://b/v2/responses"
+
+
+def test_stream_dropped_before_reading_is_abandoned(client: OpenAI) -> None:
+    """A stream dropped before its first next() abandons its request; nothing piles up."""
+    with client.ws_session(lanes=False) as session:
+        stream = session.stream(ask("unread " * 30, metadata={"emulator_token_interval": "0.002"}))
+        del stream
+        gc.collect()
+        assert session.send(ask("next in line")).output_text == "next in line"
+        assert session.stats.dropped_events > 0
+
+
+def test_stream_is_a_context_manager(client: OpenAI) -> None:
+    """Leaving a with-block around a stream abandons the rest of it."""
+    with client.ws_session() as session:
+        with session.stream(ask("a b c d e f g", metadata={"emulator_token_interval": "0.01"})) as s:
+            assert isinstance(next(s), ResponseCreated)
+        assert session.send(ask("after the block")).output_text == "after the block"
