@@ -312,13 +312,18 @@ class _Engine:
                 return self.connect()
             except ConnectError as exc:
                 attempt += 1
-                if exc.status == 426 and self.http is not None:
-                    self.use_http_for_session("the server refused the WebSocket upgrade (426)")
-                    return None
-                if not exc.retryable or (
-                    exc.status is not None and exc.status not in (408, 429) and exc.status < 500
-                ):
+                status = exc.status
+                if not exc.retryable or status in (401, 403):
                     raise
+                if status is not None and status < 500 and status not in (408, 429):
+                    # The server (or a proxy) does not speak WebSocket here: 426,
+                    # 404, 405, 400... Plain HTTP may still work.
+                    if self.http is None:
+                        raise
+                    self.use_http_for_session(
+                        f"the server refused the WebSocket upgrade with HTTP {status}"
+                    )
+                    return None
                 delay = min(opts.backoff_max, opts.backoff_initial * 2 ** (attempt - 1))
                 delay *= random.uniform(0.75, 1.0)
                 out_of_time = deadline is not None and time.monotonic() + delay > deadline

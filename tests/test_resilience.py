@@ -400,10 +400,11 @@ def test_server_that_stays_down_fails_cleanly() -> None:
     assert time.monotonic() - started < 10
 
 
-def test_upgrade_refused_with_426_uses_http(caplog: pytest.LogCaptureFixture) -> None:
-    """A 426 on the upgrade switches the session to HTTP and says so once in the log."""
+@pytest.mark.parametrize("status", [426, 404])
+def test_upgrade_refused_uses_http(caplog: pytest.LogCaptureFixture, status: int) -> None:
+    """An upgrade refused with 426 (or 404) switches the session to HTTP, logged once."""
     caplog.set_level(logging.INFO, logger="openai_ws")
-    with Emulator(api_key=KEY, config=EmulatorConfig(upgrade_status=426)) as server:
+    with Emulator(api_key=KEY, config=EmulatorConfig(upgrade_status=status)) as server:
         client = make_client(server)
         with client.ws_session() as session:
             for i in range(3):
@@ -412,6 +413,16 @@ def test_upgrade_refused_with_426_uses_http(caplog: pytest.LogCaptureFixture) ->
             assert session.stats.http_fallbacks == 3
     switches = [r for r in caplog.records if "using HTTP for the rest" in r.getMessage()]
     assert len(switches) == 1
+    assert str(status) in switches[0].getMessage()
+
+
+def test_upgrade_forbidden_is_raised() -> None:
+    """A 403 on the upgrade is an authorization problem: it raises, no fallback."""
+    with Emulator(api_key=KEY, config=EmulatorConfig(upgrade_status=403)) as server:
+        client = make_client(server)
+        with pytest.raises(ConnectError) as info:
+            client.ws_session()
+        assert info.value.status == 403
 
 
 def test_counters_are_visible(emu: Emulator) -> None:
