@@ -428,6 +428,7 @@ def test_stream_dropped_before_reading_is_abandoned(client: OpenAI) -> None:
 def test_stream_is_a_context_manager(client: OpenAI) -> None:
     """Leaving a with-block around a stream abandons the rest of it."""
     with client.ws_session() as session:
-        with session.stream(ask("a b c d e f g", metadata={"emulator_token_interval": "0.01"})) as s:
-            assert isinstance(next(s), ResponseCreated)
+        slow = ask("a b c d e f g", metadata={"emulator_token_interval": "0.01"})
+        with session.stream(slow) as events:
+            assert isinstance(next(events), ResponseCreated)
         assert session.send(ask("after the block")).output_text == "after the block"
