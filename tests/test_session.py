@@ -47,15 +47,6 @@ def client(emu: Emulator) -> OpenAI:
     return OpenAI(api_key=KEY, base_url=emu.base_url, max_retries=0)
 
 
-@pytest.fixture(autouse=True)
-def _no_reader_left() -> Iterator[None]:
-    yield
-    deadline = time.monotonic() + 5
-    while reader_threads() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert reader_threads() == [], "a session left its reader thread running"
-
-
 def ask(text: str, **fields: Any) -> ResponseCreateRequest:
     return ResponseCreateRequest(model="gpt-test", input=text, **fields)
 
