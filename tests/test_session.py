@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, List
 
 import pytest
+from connect_proxy import ConnectProxy
 from silent_server import SilentServer
 
 import openai_ws
@@ -423,3 +424,24 @@ def test_stream_is_a_context_manager(client: OpenAI) -> None:
         with session.stream(slow) as events:
             assert isinstance(next(events), ResponseCreated)
         assert session.send(ask("after the block")).output_text == "after the block"
+
+
+def test_explicit_proxy_is_used(emu: Emulator) -> None:
+    """proxy= sends the WebSocket through an HTTP CONNECT proxy."""
+    with ConnectProxy() as proxy:
+        client = OpenAI(api_key=KEY, base_url=emu.base_url, proxy=proxy.url, max_retries=0)
+        with client.ws_session() as session:
+            assert session.send(ask("through the proxy")).output_text == "through the proxy"
+        assert proxy.tunnels == [f"127.0.0.1:{emu.port}"]
+
+
+def test_proxy_from_the_environment_is_used(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without proxy=, the http_proxy variable applies to the WebSocket."""
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        client = OpenAI(api_key=KEY, base_url=emu.base_url, max_retries=0)
+        with client.ws_session() as session:
+            assert session.send(ask("env proxy")).output_text == "env proxy"
+        assert proxy.tunnels == [f"127.0.0.1:{emu.port}"]
