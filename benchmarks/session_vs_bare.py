@@ -217,10 +217,9 @@ def thread_times(emu: EmulatorProcess, args: argparse.Namespace) -> Dict[str, Li
         done = sum(1 for _ in session.map(requests, concurrency=args.threads))
         times["map"] = [time.perf_counter() - started]
         assert done == total
-        lanes = session.stats.lanes_used
+        times["lanes_used"] = [float(session.stats.lanes_used)]
     finally:
         session.close()
-    print(f"(c) lanes used by the session: {lanes}")
     return times
 
 
@@ -302,6 +301,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"(c) {total} requests, ttft {args.ttft * 1e3:.0f} ms, {args.rounds_c} rounds")
             print("    sequential: " + _fmt(times["sequential"], 1e3, "ms"))
             print(f"    {args.threads} threads: " + _fmt(times["threaded"], 1e3, "ms"))
+            print(f"    lanes (stream_id names) the session used: {times['lanes_used'][0]:.0f}")
             print(
                 f"    session.map(concurrency={args.threads}): "
                 + _fmt(times["map"], 1e3, "ms")
