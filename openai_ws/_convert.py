@@ -275,18 +275,30 @@ def _null_means_default(cls: type) -> Tuple[str, ...]:
 
 
 def _generate(cls: type, **overrides: Any) -> _StructureFn:
-    """The cattrs-generated structure function of ``cls``, wrapped only when needed."""
-    generated = cast(
-        _StructureFn,
-        make_dict_structure_fn(
-            cls,
-            _converter,
-            _cattrs_forbid_extra_keys=False,
-            _cattrs_detailed_validation=True,
-            **overrides,
-        ),
-    )
+    """The cattrs-generated structure function of ``cls``, wrapped only when needed.
+
+    cattrs compiles the function on the first event of that class, not at
+    import: ``import openai_ws`` stays cheap, and classes a program never
+    receives cost nothing.
+    """
     nullable = _null_means_default(cls)
+    compiled: Optional[_StructureFn] = None
+
+    def generated(obj: Any, tp: Any) -> Any:
+        nonlocal compiled
+        if compiled is None:
+            compiled = cast(
+                _StructureFn,
+                make_dict_structure_fn(
+                    cls,
+                    _converter,
+                    _cattrs_forbid_extra_keys=False,
+                    _cattrs_detailed_validation=True,
+                    **overrides,
+                ),
+            )
+        return compiled(obj, tp)
+
     if not nullable:
         return generated
 
@@ -481,10 +493,18 @@ def _register_unstructure(cls: type, *, omit_none: bool = True) -> None:
             overrides["raw"] = override(omit=True)
         elif omit_none and a.default is None:
             overrides[a.name] = override(omit_if_default=True)
-    fn: Callable[[Any], Dict[str, Any]] = make_dict_unstructure_fn(
-        cls, _converter, _cattrs_include_init_false=True, **overrides
-    )
-    _converter.register_unstructure_hook(cls, fn)
+    compiled: Optional[Callable[[Any], Dict[str, Any]]] = None
+
+    def unstructure(obj: Any) -> Dict[str, Any]:
+        # Compiled on first use, like the structure functions (import stays cheap).
+        nonlocal compiled
+        if compiled is None:
+            compiled = make_dict_unstructure_fn(
+                cls, _converter, _cattrs_include_init_false=True, **overrides
+            )
+        return compiled(obj)
+
+    _converter.register_unstructure_hook(cls, unstructure)
 
 
 def _unstructure_raw(obj: Union[UnknownEvent, UnknownOutputItem, UnknownContent]) -> Any:

@@ -14,15 +14,17 @@ import os
 import platform
 import ssl
 import threading
-from typing import Any, Dict, Iterator, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
 
-from ._http import HTTPTransport
 from ._protocol import MAX_LANE_NAMES
 from ._version import __version__
 from .errors import OpenAIWSError
 from .events import ServerEvent
 from .models import Response, ResponseCreateRequest
 from .session import Session, SessionOptions, coerce_request
+
+if TYPE_CHECKING:  # requests is imported on first HTTP use, not with the package
+    from ._http import HTTPTransport
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAI", "Responses"]
 
@@ -93,8 +95,8 @@ class OpenAI:
         self.ca_bundle = ca_bundle
         self.client_cert = client_cert
         self.verify = verify
-        self._responses: Optional[Responses] = None
-        self._responses_lock = threading.Lock()
+        self._http: Optional[HTTPTransport] = None
+        self._http_lock = threading.Lock()
 
     @classmethod
     def from_env(cls, **overrides: Any) -> OpenAI:
@@ -142,27 +144,34 @@ class OpenAI:
         return context
 
     def _http_transport(self) -> HTTPTransport:
-        verify: Union[bool, str] = (self.ca_bundle or True) if self.verify else False
-        return HTTPTransport(
-            self.base_url,
-            headers=self._headers(),
-            timeout=self.timeout,
-            connect_timeout=self.connect_timeout,
-            max_retries=self.max_retries,
-            verify=verify,
-            cert=self.client_cert,
-            proxy=self.proxy,
-        )
+        """The client's one HTTP connection pool, made on first use.
+
+        ``client.responses`` and every session's HTTP fallback share it, so a
+        fallback finds a warm keep-alive connection.
+        """
+        with self._http_lock:
+            if self._http is None:
+                from ._http import HTTPTransport
+
+                verify: Union[bool, str] = (self.ca_bundle or True) if self.verify else False
+                self._http = HTTPTransport(
+                    self.base_url,
+                    headers=self._headers(),
+                    timeout=self.timeout,
+                    connect_timeout=self.connect_timeout,
+                    max_retries=self.max_retries,
+                    verify=verify,
+                    cert=self.client_cert,
+                    proxy=self.proxy,
+                )
+            return self._http
 
     # -- public ---------------------------------------------------------------
 
     @property
     def responses(self) -> Responses:
         """Plain HTTP access to the Responses API with the same types."""
-        with self._responses_lock:
-            if self._responses is None:
-                self._responses = Responses(self._http_transport())
-            return self._responses
+        return Responses(self._http_transport)
 
     def ws_session(
         self,
@@ -217,20 +226,29 @@ class OpenAI:
             reconnect_attempts=reconnect_attempts,
             max_replays=max_replays,
         )
-        return Session(options, http=self._http_transport())
+        return Session(options, http=self._http_transport)
 
     def close(self) -> None:
-        """Release the HTTP connection pool (sessions are closed on their own)."""
-        with self._responses_lock:
-            if self._responses is not None:
-                self._responses.close()
-                self._responses = None
+        """Release the HTTP connection pool (sessions are closed on their own).
+
+        Sessions still open keep their sockets but can no longer fall back to HTTP.
+        """
+        with self._http_lock:
+            http, self._http = self._http, None
+        if http is not None:
+            http.close()
+
+    def __enter__(self) -> OpenAI:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class Responses:
     """``client.responses``: the Responses API over plain HTTP."""
 
-    def __init__(self, transport: HTTPTransport) -> None:
+    def __init__(self, transport: Callable[[], HTTPTransport]) -> None:
         self._transport = transport
 
     def create(
@@ -245,7 +263,7 @@ class Responses:
         body = _body(request, fields)
         if body.get("stream"):
             raise ValueError("use responses.stream() for stream=True")
-        return self._transport.create(body, timeout=timeout)
+        return self._transport().create(body, timeout=timeout)
 
     def stream(
         self,
@@ -256,19 +274,15 @@ class Responses:
         **fields: Any,
     ) -> Iterator[ServerEvent]:
         """``POST /v1/responses`` with ``stream: true``; yield typed events."""
-        return self._transport.stream(_body(request, fields), timeout=timeout)
+        return self._transport().stream(_body(request, fields), timeout=timeout)
 
     def retrieve(self, response_id: str) -> Response:
         """``GET /v1/responses/{id}`` (only stored responses exist)."""
-        return self._transport.retrieve(response_id)
+        return self._transport().retrieve(response_id)
 
     def delete(self, response_id: str) -> None:
         """``DELETE /v1/responses/{id}``."""
-        self._transport.delete(response_id)
-
-    def close(self) -> None:
-        """Release the connection pool."""
-        self._transport.close()
+        self._transport().delete(response_id)
 
 
 def _body(request: Optional[ResponseCreateRequest], fields: Dict[str, Any]) -> Dict[str, Any]:

@@ -202,7 +202,9 @@ class _Engine:
       socket is opened. Take it before ``_lock``, never the other way round.
     """
 
-    def __init__(self, options: SessionOptions, http: Optional[HTTPTransport]) -> None:
+    def __init__(
+        self, options: SessionOptions, http: Optional[Callable[[], HTTPTransport]]
+    ) -> None:
         self.options = options
         self.http = http
         self._lock = threading.Lock()
@@ -663,7 +665,12 @@ class Session:
     most 16 run at once per socket; the server queues the rest).
     """
 
-    def __init__(self, options: SessionOptions, *, http: Optional[HTTPTransport] = None) -> None:
+    def __init__(
+        self,
+        options: SessionOptions,
+        *,
+        http: Optional[Callable[[], HTTPTransport]] = None,
+    ) -> None:
         self._engine = _Engine(options, http)
         self._finalizer = weakref.finalize(self, self._engine.close)
         try:
@@ -923,7 +930,7 @@ def _over_http(
     # stream_id names a WebSocket lane; it has no meaning over HTTP.
     body = {k: v for k, v in request.body.items() if k != "stream_id"}
     timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
-    for event in http.stream(body, timeout=timeout):
+    for event in http().stream(body, timeout=timeout):
         request.delivered += 1
         yield event
 
