@@ -628,7 +628,7 @@ def parse_event(data: Union[str, bytes, bytearray, Mapping[str, Any]]) -> Server
     Raises :class:`ProtocolError` if the frame is not JSON, not a JSON object, or
     does not match its event type (see :func:`structure_event`).
     """
-    if isinstance(data, (str, bytes, bytearray)):
+    if type(data) is str or isinstance(data, (bytes, bytearray)):
         try:
             obj = json.loads(data)
         except (ValueError, RecursionError) as exc:
@@ -637,7 +637,7 @@ def parse_event(data: Union[str, bytes, bytearray, Mapping[str, Any]]) -> Server
         obj = data
     else:
         raise ProtocolError(f"cannot parse a {type(data).__name__} as an event")
-    if not isinstance(obj, Mapping):
+    if type(obj) is not dict and not isinstance(obj, Mapping):
         raise ProtocolError(f"frame is not a JSON object but {_json_kind(obj)}")
     return structure_event(obj)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any, Deque, Optional, Tuple
+from typing import Any, Deque, List, Optional, Tuple
 
 from .errors import ConsumerTooSlowError, RequestTimeoutError
 
@@ -51,6 +51,7 @@ class Inbox:
         self._items: Deque[Tuple[Any, int]] = collections.deque()
         self._bytes = 0
         self._closed = False  # a terminal item has been queued
+        self._waiting = False  # the consumer is blocked in get()/get_all()
 
     @property
     def closed(self) -> bool:
@@ -92,7 +93,8 @@ class Inbox:
             self._bytes += nbytes
             if terminal:
                 self._closed = True
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
             return True
 
     def fail(self, exc: BaseException) -> bool:
@@ -106,6 +108,30 @@ class Inbox:
         queue is left untouched, so nothing is lost by a timeout.
         """
         with self._cond:
+            self._wait(deadline)
+            item, nbytes = self._items.popleft()
+            self._bytes -= nbytes
+            return item
+
+    def get_all(self, deadline: Optional[float] = None) -> List[Any]:
+        """Return every queued item (at least one), waiting like :meth:`get`.
+
+        Taking a batch costs one lock round and at most one wake-up however
+        many events the reader queued meanwhile.
+        """
+        with self._cond:
+            self._wait(deadline)
+            items = [item for item, _ in self._items]
+            self._items.clear()
+            self._bytes = 0
+            return items
+
+    def _wait(self, deadline: Optional[float]) -> None:
+        """Block until an item is queued (``_cond`` held)."""
+        if self._items:
+            return
+        self._waiting = True
+        try:
             while not self._items:
                 if deadline is None:
                     self._cond.wait()
@@ -114,9 +140,8 @@ class Inbox:
                 if remaining <= 0:
                     raise RequestTimeoutError("no event arrived before the deadline")
                 self._cond.wait(remaining)
-            item, nbytes = self._items.popleft()
-            self._bytes -= nbytes
-            return item
+        finally:
+            self._waiting = False
 
     def get_nowait(self) -> Any:
         """Return the next item or raise :class:`IndexError` when empty."""

@@ -50,6 +50,19 @@ MAX_LANE_NAMES = 32
 MAX_ACTIVE_RESPONSES = 16
 """Responses the service runs at once per socket; more are queued server-side."""
 
+_LIFECYCLE_TYPES = frozenset(
+    (
+        "response.created",
+        "response.queued",
+        "response.in_progress",
+        "response.completed",
+        "response.failed",
+        "response.incomplete",
+        "response.done",
+    )
+)
+"""Events that carry the whole response (and so its id)."""
+
 
 class CloseKind(enum.Enum):
     """Why a connection ended, as far as the requests on it are concerned."""
@@ -268,10 +281,10 @@ class ConnectionCore:
         terminal = rejected or event_type in TERMINAL_EVENT_TYPES
         if not rejected:
             target.events += 1
-            response = getattr(event, "response", None)
-            response_id = getattr(response, "id", None)
-            if response_id:
-                target.response_id = response_id
+            if event_type in _LIFECYCLE_TYPES:
+                response_id = getattr(getattr(event, "response", None), "id", None)
+                if response_id:
+                    target.response_id = response_id
         if terminal:
             self._finish(target, completed=event_type in ("response.completed", "response.done"))
         return Route(target, terminal, rejected)

@@ -1,8 +1,9 @@
 """The WebSocket transport: the only module that imports ``websocket``.
 
 It opens one connection with websocket-client, sends text frames, and turns
-whatever arrives into one of three plain values: :class:`Text`, :class:`Binary`
-or :class:`Closed` (plus :class:`Pong` and :class:`Idle` for keepalive). Every
+whatever arrives into one of a few plain values: a ``str`` for a text frame
+(the hot path, so no wrapper object), :class:`Binary` or :class:`Closed` (plus
+:class:`Pong` and :class:`Idle` for keepalive). Every
 websocket-client or socket exception is translated into an ``openai_ws.errors``
 type here, chained from the original.
 
@@ -18,7 +19,7 @@ import logging
 import socket
 import ssl
 import threading
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 import attrs
@@ -26,16 +27,9 @@ import websocket
 
 from .errors import ConnectError, ConnectionClosedError
 
-__all__ = ["Binary", "Closed", "Frame", "Idle", "Pong", "Text", "WSTransport"]
+__all__ = ["Binary", "Closed", "Frame", "Idle", "Pong", "WSTransport"]
 
 log = logging.getLogger(__name__)
-
-
-@attrs.frozen
-class Text:
-    """A text frame."""
-
-    data: str
 
 
 @attrs.frozen
@@ -64,7 +58,7 @@ class Closed:
     error: Optional[BaseException] = None
 
 
-Frame = Union[Text, Binary, Pong, Idle, Closed]
+Frame = Union[str, Binary, Pong, Idle, Closed]
 
 
 def _proxy_options(proxy: Optional[str]) -> Dict[str, Any]:
@@ -80,6 +74,112 @@ def _proxy_options(proxy: Optional[str]) -> Dict[str, Any]:
     if parts.username:
         options["http_proxy_auth"] = (parts.username, parts.password or "")
     return options
+
+
+_OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+class _FrameError(Exception):
+    """The peer broke RFC 6455 framing; the connection must close with ``code``."""
+
+    def __init__(self, message: str, code: int = 1002) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _FrameReader:
+    """Incoming RFC 6455 frames, parsed from one large socket read at a time.
+
+    websocket-client reads every frame with two or three system calls (the
+    header, then exactly the payload) and builds several objects per frame;
+    profiling ``benchmarks/session_vs_bare.py`` showed that as the largest cost
+    of the reader thread. This parser takes 256 KiB per read and slices frames
+    out of it. websocket-client still does the handshake, sending, pings and
+    closing; this class only reads.
+
+    ``read(n)`` is websocket-client's own socket read: it raises on timeout or
+    end of stream. A frame is consumed only once it is complete, so a timeout
+    in the middle of one loses nothing. Server frames are unmasked by the RFC;
+    a masked one is unmasked anyway. Extensions are never negotiated, so any
+    RSV bit is a protocol error.
+    """
+
+    __slots__ = ("_buffer", "_chunk", "_fragments", "_fragments_opcode", "_pos", "_read")
+
+    def __init__(self, read: Callable[[int], bytes], chunk: int = 256 * 1024) -> None:
+        self._read = read
+        self._chunk = chunk
+        self._buffer = b""
+        self._pos = 0
+        self._fragments: List[bytes] = []
+        self._fragments_opcode = 0
+
+    def _fill(self, need: int) -> None:
+        """Make at least ``need`` unread bytes available."""
+        while len(self._buffer) - self._pos < need:
+            chunk = self._read(max(self._chunk, need))
+            self._buffer = self._buffer[self._pos :] + chunk
+            self._pos = 0
+
+    def frame(self) -> Tuple[int, bool, bytes]:
+        """The next frame: ``(opcode, fin, payload)``."""
+        self._fill(2)
+        buffer, pos = self._buffer, self._pos
+        first, second = buffer[pos], buffer[pos + 1]
+        if first & 0x70:
+            raise _FrameError("a frame used an RSV bit, but no extension was negotiated")
+        length = second & 0x7F
+        header = 2
+        if length == 126:
+            self._fill(4)
+            buffer, pos = self._buffer, self._pos
+            length = int.from_bytes(buffer[pos + 2 : pos + 4], "big")
+            header = 4
+        elif length == 127:
+            self._fill(10)
+            buffer, pos = self._buffer, self._pos
+            length = int.from_bytes(buffer[pos + 2 : pos + 10], "big")
+            header = 10
+        masked = second & 0x80
+        if masked:
+            header += 4
+        self._fill(header + length)
+        buffer, pos = self._buffer, self._pos
+        payload = buffer[pos + header : pos + header + length]
+        if masked:
+            key = buffer[pos + header - 4 : pos + header]
+            mask = int.from_bytes((key * (length // 4 + 1))[:length], "big")
+            payload = (int.from_bytes(payload, "big") ^ mask).to_bytes(length, "big")
+        self._pos = pos + header + length
+        return first & 0x0F, bool(first & 0x80), payload
+
+    def message(self, on_ping: Callable[[bytes], None]) -> Tuple[int, bytes]:
+        """The next whole message or control frame (pings are answered here)."""
+        while True:
+            opcode, fin, payload = self.frame()
+            if opcode >= _OP_CLOSE and (not fin or len(payload) > 125):
+                raise _FrameError("a control frame was fragmented or too long")
+            if opcode in (_OP_TEXT, _OP_BINARY):
+                if self._fragments:
+                    raise _FrameError("a new message started inside a fragmented one")
+                if fin:
+                    return opcode, payload
+                self._fragments = [payload]
+                self._fragments_opcode = opcode
+            elif opcode == _OP_CONT:
+                if not self._fragments:
+                    raise _FrameError("a continuation frame without a message to continue")
+                self._fragments.append(payload)
+                if fin:
+                    whole = b"".join(self._fragments)
+                    self._fragments = []
+                    return self._fragments_opcode, whole
+            elif opcode == _OP_PING:
+                on_ping(payload)
+            elif opcode in (_OP_PONG, _OP_CLOSE):
+                return opcode, payload
+            else:
+                raise _FrameError(f"unknown opcode {opcode:#x}")
 
 
 class WSTransport:
@@ -112,6 +212,7 @@ class WSTransport:
         )
         self._close_lock = threading.Lock()
         self._closing = False
+        self._reader: Optional[_FrameReader] = None
 
     def connect(self) -> None:
         """Open the socket and upgrade; raises :class:`ConnectError`."""
@@ -137,6 +238,7 @@ class WSTransport:
             raise ConnectError(f"could not connect to {self.url}: {exc}") from exc
         # Block in recv from now on; keepalive uses set_recv_timeout().
         self._ws.settimeout(None)
+        self._reader = _FrameReader(self._ws.frame_buffer.recv)
 
     def set_recv_timeout(self, seconds: Optional[float]) -> None:
         """Make :meth:`recv` return :class:`Idle` after ``seconds`` of silence."""
@@ -157,30 +259,41 @@ class WSTransport:
             log.debug("ping failed: %s", exc)
 
     def recv(self) -> Frame:
-        """Wait for the next frame; never raises."""
+        """Wait for the next message or control frame; never raises."""
+        reader = self._reader
+        if reader is None:
+            return Closed(None, "not connected")
         try:
-            opcode, frame = self._ws.recv_data_frame(True)
+            opcode, payload = reader.message(self._pong)
         except websocket.WebSocketTimeoutException:
             return Idle()
-        except websocket.WebSocketConnectionClosedException as exc:
-            return Closed(None, "", exc)
+        except _FrameError as exc:
+            log.warning("closing the connection: %s", exc)
+            self.send_close(exc.code)
+            return Closed(exc.code, str(exc), exc)
         except (websocket.WebSocketException, OSError, ValueError, AttributeError) as exc:
             return Closed(None, "", exc)
-        if opcode == websocket.ABNF.OPCODE_TEXT:
+        if opcode == _OP_TEXT:
             try:
-                return Text(frame.data.decode("utf-8"))
+                text: str = payload.decode("utf-8")
+                return text
             except UnicodeDecodeError:
-                return Binary(bytes(frame.data))
-        if opcode == websocket.ABNF.OPCODE_BINARY:
-            return Binary(bytes(frame.data))
-        if opcode == websocket.ABNF.OPCODE_PONG:
+                return Binary(payload)
+        if opcode == _OP_BINARY:
+            return Binary(payload)
+        if opcode == _OP_PONG:
             return Pong()
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            data = bytes(frame.data or b"")
-            code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
-            reason = data[2:].decode("utf-8", "replace")
-            return Closed(code, reason)
-        return Idle()
+        # _OP_CLOSE: answer with the same code, as RFC 6455 section 5.5.1 asks.
+        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+        reason = payload[2:].decode("utf-8", "replace")
+        self.send_close(code if _sendable(code) else 1000)
+        return Closed(code, reason)
+
+    def _pong(self, payload: bytes) -> None:
+        try:
+            self._ws.pong(payload)
+        except (websocket.WebSocketException, OSError, AttributeError) as exc:
+            log.debug("pong failed: %s", exc)
 
     def send_close(self, code: int = 1000) -> None:
         """Start the closing handshake; the reader sees the server's answer."""
@@ -205,6 +318,11 @@ class WSTransport:
         """Free the socket; call after the reader stopped using it."""
         with contextlib.suppress(websocket.WebSocketException, OSError, AttributeError):
             self._ws.shutdown()
+
+
+def _sendable(code: int) -> bool:
+    """Whether ``code`` may appear in a close frame (RFC 6455 section 7.4)."""
+    return 1000 <= code < 5000 and code not in (1004, 1005, 1006, 1015)
 
 
 def _error_message(body: Any) -> Optional[str]:

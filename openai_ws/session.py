@@ -17,6 +17,7 @@ forgotten session is collected and its thread stopped by ``weakref.finalize``).
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import logging
@@ -29,6 +30,7 @@ from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
+    Deque,
     Dict,
     Generator,
     Iterable,
@@ -48,7 +50,7 @@ from ._convert import parse_event
 from ._inbox import Failure, Inbox
 from ._loops import RunResult, map_requests, run_tools
 from ._protocol import CloseKind, ConnectionCore, Pending
-from ._ws import Binary, Closed, Idle, Pong, Text, WSTransport
+from ._ws import Binary, Closed, Idle, Pong, WSTransport
 from .errors import (
     APIError,
     ConnectError,
@@ -126,6 +128,10 @@ class _Lost:
 @attrs.frozen
 class _Rejected:
     """Note to a caller: the server refused the request's lane; replay it."""
+
+
+_NOT_PLAIN = (Failure, _Lost, _Rejected, ErrorEvent)
+"""Inbox items the caller acts on instead of yielding."""
 
 
 @attrs.define(eq=False)
@@ -569,11 +575,11 @@ def _read_loop(engine: _Engine, conn: _Connection) -> None:
     try:
         while closed is None:
             frame = transport.recv()
-            if isinstance(frame, Text):
+            if type(frame) is str:
                 if awaiting_pong:
                     awaiting_pong = False
                     transport.set_recv_timeout(ping_interval)
-                _handle_text(engine, conn, frame.data)
+                _handle_text(engine, conn, frame)
             elif isinstance(frame, Closed):
                 closed = frame
             elif isinstance(frame, Idle):
@@ -942,19 +948,29 @@ def _events(
     opts = engine.options
     finished = False
     retries = 0
+    batch: Deque[Any] = collections.deque()
     try:
         while True:
-            wait = deadline
-            if opts.event_timeout is not None:
-                event_deadline = time.monotonic() + opts.event_timeout
-                wait = event_deadline if wait is None else min(wait, event_deadline)
-            try:
-                item = request.inbox.get(wait)
-            except RequestTimeoutError:
-                what = "the request" if wait == deadline else "the next event"
-                raise RequestTimeoutError(
-                    f"timed out waiting for {what} after {request.delivered} event(s)"
-                ) from None
+            if not batch:
+                wait = deadline
+                if opts.event_timeout is not None:
+                    event_deadline = time.monotonic() + opts.event_timeout
+                    wait = event_deadline if wait is None else min(wait, event_deadline)
+                try:
+                    batch.extend(request.inbox.get_all(wait))
+                except RequestTimeoutError:
+                    what = "the request" if wait == deadline else "the next event"
+                    raise RequestTimeoutError(
+                        f"timed out waiting for {what} after {request.delivered} event(s)"
+                    ) from None
+            item = batch.popleft()
+            if not isinstance(item, _NOT_PLAIN):
+                request.delivered += 1
+                finished = item.type in TERMINAL_EVENT_TYPES
+                yield item
+                if finished:
+                    return
+                continue
             if isinstance(item, Failure):
                 finished = True
                 raise item.exc
@@ -995,6 +1011,7 @@ def _events(
                     time.sleep(delay)
                     resend = True
             if resend:
+                batch.clear()
                 request.inbox = Inbox(
                     max_events=opts.max_queue_events, max_bytes=opts.max_queue_bytes
                 )
@@ -1003,11 +1020,7 @@ def _events(
                     yield from _over_http(engine, request, deadline, engine.http_reason({}))
                     return
                 continue
-            request.delivered += 1
-            finished = item.type in TERMINAL_EVENT_TYPES
-            yield item
-            if finished:
-                return
+            raise AssertionError(f"unexpected inbox item {item!r}")  # pragma: no cover
     finally:
         if not finished:
             engine.abandon(request)
