@@ -43,9 +43,12 @@ class Failure:
 class Inbox:
     """A bounded single-consumer queue with an explicit terminal item."""
 
-    def __init__(self, *, max_events: int, max_bytes: int) -> None:
+    def __init__(self, *, max_events: int, max_bytes: int, wake_on_terminal: bool = False) -> None:
         self._max_events = max_events
         self._max_bytes = max_bytes
+        self.wake_on_terminal = wake_on_terminal
+        """Wake the consumer only for the terminal item or a note (a caller that
+        wants the whole result, not each event, is woken once)."""
         self._cond = threading.Condition(threading.Lock())
         # Guarded by _cond:
         self._items: Deque[Tuple[Any, int]] = collections.deque()
@@ -58,10 +61,13 @@ class Inbox:
         """True once the terminal item is queued (it may not be consumed yet)."""
         return self._closed
 
-    def put(self, item: Any, nbytes: int = 0, *, terminal: bool = False) -> bool:
+    def put(
+        self, item: Any, nbytes: int = 0, *, terminal: bool = False, urgent: bool = False
+    ) -> bool:
         """Queue ``item``; never blocks. Returns False if it was not queued.
 
-        An item is refused when the inbox is already closed, or when it would
+        ``urgent`` wakes a ``wake_on_terminal`` consumer for a non-terminal
+        item. An item is refused when the inbox is already closed, or when it would
         exceed a bound; in the second case the inbox is failed with
         :class:`ConsumerTooSlowError` and its queued items are discarded.
         """
@@ -93,7 +99,7 @@ class Inbox:
             self._bytes += nbytes
             if terminal:
                 self._closed = True
-            if self._waiting:
+            if self._waiting and (terminal or urgent or not self.wake_on_terminal):
                 self._cond.notify()
             return True
 

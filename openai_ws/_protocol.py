@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import attrs
 
@@ -84,17 +84,21 @@ def classify_close(code: Optional[int], *, initiated_by_us: bool) -> CloseKind:
     return CloseKind.ABNORMAL
 
 
-def is_lane_rejection(event: Any) -> bool:
+def _text(value: Any) -> Optional[str]:
+    return value if type(value) is str else None
+
+
+def is_lane_rejection(event: Mapping[str, Any]) -> bool:
     """True when ``event`` is an untagged ``error`` refusing the ``stream_id`` field."""
-    if getattr(event, "type", None) != "error" or getattr(event, "stream_id", None):
+    if event.get("type") != "error" or event.get("stream_id"):
         return False
-    error = getattr(event, "error", None)
-    code = getattr(error, "code", None)
-    if code in ("websocket_stream_limit_reached",):
+    error = event.get("error")
+    if not isinstance(error, dict):
         return False
-    param = getattr(error, "param", None)
-    message = getattr(error, "message", None) or ""
-    return param == "stream_id" or "stream_id" in message
+    if error.get("code") == "websocket_stream_limit_reached":
+        return False
+    message = _text(error.get("message")) or ""
+    return error.get("param") == "stream_id" or "stream_id" in message
 
 
 @attrs.define(eq=False)
@@ -238,18 +242,20 @@ class ConnectionCore:
 
     # -- events ---------------------------------------------------------------
 
-    def route(self, event: Any) -> Optional[Route]:
+    def route(self, event: Mapping[str, Any]) -> Optional[Route]:
         """Find the request ``event`` belongs to; ``None`` if it belongs to none.
 
-        A terminal route also removes the request from the books and records
-        the lane's latest response.
+        ``event`` is the decoded JSON object (routing needs only ``type``,
+        ``stream_id`` and the response id, so events are typed later, by the
+        thread that consumes them). A terminal route also removes the request
+        from the books and records the lane's latest response.
         """
-        stream_id = getattr(event, "stream_id", None)
-        event_type = getattr(event, "type", "")
+        stream_id = event.get("stream_id")
+        event_type = event.get("type")
         rejected = False
         target: Optional[Pending]
         if stream_id is not None:
-            lane = self._lanes.get(stream_id)
+            lane = self._lanes.get(stream_id) if type(stream_id) is str else None
             target = lane.queue[0] if lane and lane.queue else None
         elif is_lane_rejection(event) and any(p.lane is not None for p in self._inflight):
             self.use_lanes = False
@@ -282,7 +288,8 @@ class ConnectionCore:
         if not rejected:
             target.events += 1
             if event_type in _LIFECYCLE_TYPES:
-                response_id = getattr(getattr(event, "response", None), "id", None)
+                response = event.get("response")
+                response_id = _text(response.get("id")) if isinstance(response, dict) else None
                 if response_id:
                     target.response_id = response_id
         if terminal:

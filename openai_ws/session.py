@@ -32,6 +32,7 @@ from typing import (
     Callable,
     Deque,
     Dict,
+    FrozenSet,
     Generator,
     Iterable,
     Iterator,
@@ -41,12 +42,13 @@ from typing import (
     Set,
     Tuple,
     Union,
+    cast,
 )
 
 import attrs
 
 from . import _protocol
-from ._convert import parse_event
+from ._convert import structure_event
 from ._inbox import Failure, Inbox
 from ._loops import RunResult, map_requests, run_tools
 from ._protocol import CloseKind, ConnectionCore, Pending
@@ -70,7 +72,6 @@ from .events import (
     ResponseIncomplete,
     ResponseOutputItemDone,
     ServerEvent,
-    UnknownEvent,
 )
 from .models import Response, ResponseCreateRequest
 
@@ -83,8 +84,19 @@ log = logging.getLogger(__name__)
 
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
 _CONNECTION_LIMIT = "websocket_connection_limit_reached"
+
+
+def _error_code(event: Mapping[str, Any]) -> Any:
+    """``error.code`` of a decoded ``error`` event, if it has one."""
+    error = event.get("error")
+    return error.get("code") if isinstance(error, dict) else None
+
+
 _WITH_RESPONSE = (ResponseCompleted, ResponseIncomplete, ResponseFailed, ResponseDone)
 """The terminal events that carry a whole response."""
+_SEND_WANTS = frozenset({"response.output_item.done"})
+"""What ``send()`` needs besides the terminal event (a terminal response may omit
+its output over WebSocket)."""
 _RETRY_IN = re.compile(r"try again in\s+([0-9.]+)\s*(ms|s)\b", re.IGNORECASE)
 
 
@@ -128,10 +140,6 @@ class _Lost:
 @attrs.frozen
 class _Rejected:
     """Note to a caller: the server refused the request's lane; replay it."""
-
-
-_NOT_PLAIN = (Failure, _Lost, _Rejected, ErrorEvent)
-"""Inbox items the caller acts on instead of yielding."""
 
 
 @attrs.define(eq=False)
@@ -375,13 +383,14 @@ class _Engine:
 
     # -- submitting -----------------------------------------------------------
 
-    def new_request(self, body: Dict[str, Any]) -> _Request:
+    def new_request(self, body: Dict[str, Any], *, wake_on_terminal: bool = False) -> _Request:
         opts = self.options
-        request = _Request(
-            next(self._keys),
-            body,
-            Inbox(max_events=opts.max_queue_events, max_bytes=opts.max_queue_bytes),
+        inbox = Inbox(
+            max_events=opts.max_queue_events,
+            max_bytes=opts.max_queue_bytes,
+            wake_on_terminal=wake_on_terminal,
         )
+        request = _Request(next(self._keys), body, inbox)
         self.count("requests")
         return request
 
@@ -430,8 +439,8 @@ class _Engine:
 
     # -- the reader's side ----------------------------------------------------
 
-    def deliver(self, conn: _Connection, event: Any, nbytes: int) -> None:
-        """Route one parsed event (reader thread)."""
+    def deliver(self, conn: _Connection, event: Dict[str, Any], nbytes: int) -> None:
+        """Route one decoded event to its request's inbox (reader thread)."""
         close_now = False
         with self._lock:
             route = conn.core.route(event)
@@ -445,7 +454,7 @@ class _Engine:
                 if request is not None and request.abandoned:
                     self._stats["dropped_events"] += 1
                     request = None
-            if isinstance(event, ErrorEvent) and event.error.code == _CONNECTION_LIMIT:
+            if event["type"] == "error" and _error_code(event) == _CONNECTION_LIMIT:
                 # Decided here, before the reader reads the close that follows,
                 # so that close counts as announced rather than silent.
                 conn.limit_reached = True
@@ -458,46 +467,19 @@ class _Engine:
         if route is None:
             log.warning(
                 "dropped an event no request owns: type=%s stream_id=%s",
-                getattr(event, "type", "?"),
-                getattr(event, "stream_id", None),
+                event["type"],
+                event.get("stream_id"),
             )
             return
         if request is None:
             return
         if route.rejected:
             log.info("the server refused the stream_id field; using the default lane")
-            request.inbox.put(_Rejected())
+            request.inbox.put(_Rejected(), urgent=True)
             return
         if not request.inbox.put(event, nbytes, terminal=route.terminal):
             # The inbox overflowed (the consumer is too slow) or already ended.
             self.abandon(request)
-
-    def deliver_broken(self, conn: _Connection, data: str, exc: ProtocolError) -> None:
-        """A frame failed to parse: if it was a request's terminal event, fail it.
-
-        A known event type with a mistyped field still names its lane and its
-        type; when that type is terminal, its request would otherwise wait
-        forever, so it fails with the :class:`ProtocolError` instead.
-        """
-        try:
-            raw = json.loads(data)
-        except ValueError:
-            return
-        if not isinstance(raw, dict) or raw.get("type") not in TERMINAL_EVENT_TYPES:
-            return
-        stream_id = raw.get("stream_id")
-        stand_in = UnknownEvent(
-            type=str(raw["type"]),
-            raw=raw,
-            stream_id=stream_id if isinstance(stream_id, str) else None,
-        )
-        with self._lock:
-            route = conn.core.route(stand_in)
-            request = None
-            if route is not None and route.terminal:
-                request = conn.requests.pop(route.pending.key, None)
-        if request is not None and not request.abandoned:
-            request.inbox.fail(exc)
 
     def connection_ended(self, conn: _Connection, closed: Closed) -> None:
         """Hand every unfinished request of ``conn`` a note (reader thread)."""
@@ -527,7 +509,7 @@ class _Engine:
             if session_closed:
                 request.inbox.fail(SessionClosedError("the session was closed"))
             else:
-                request.inbox.put(_Lost(kind, closed.code, closed.reason))
+                request.inbox.put(_Lost(kind, closed.code, closed.reason), urgent=True)
 
     def forget_connection(self, conn: _Connection) -> None:
         with self._lock:
@@ -611,12 +593,16 @@ def _read_loop(engine: _Engine, conn: _Connection) -> None:
 
 
 def _handle_text(engine: _Engine, conn: _Connection, data: str) -> None:
+    """Decode one text frame and route it; typing waits for the consumer."""
     try:
-        event = parse_event(data)
-    except ProtocolError as exc:
+        event = json.loads(data)
+    except ValueError as exc:
         engine.count("malformed_frames")
-        log.warning("skipped a malformed frame: %s", exc)
-        engine.deliver_broken(conn, data, exc)
+        log.warning("skipped a frame that is not JSON: %s", exc)
+        return
+    if type(event) is not dict or type(event.get("type")) is not str:
+        engine.count("malformed_frames")
+        log.warning("skipped a frame that is not an event object: %.80r", data)
         return
     engine.deliver(conn, event, len(data))
 
@@ -735,7 +721,8 @@ class Session:
         :class:`~openai_ws.errors.RequestTimeoutError`.
         """
         done: List[Any] = []
-        with self._run(coerce_request(request, fields), timeout) as events:
+        run = self._run(coerce_request(request, fields), timeout, wanted=_SEND_WANTS)
+        with run as events:
             for event in events:
                 if isinstance(event, ResponseOutputItemDone):
                     done.append(event.item)
@@ -840,7 +827,13 @@ class Session:
 
     # -- internals ------------------------------------------------------------
 
-    def _run(self, request: ResponseCreateRequest, timeout: Optional[float]) -> EventStream:
+    def _run(
+        self,
+        request: ResponseCreateRequest,
+        timeout: Optional[float],
+        *,
+        wanted: Optional[FrozenSet[str]] = None,
+    ) -> EventStream:
         engine = self._engine
         if engine.closed:
             raise SessionClosedError("the session is closed")
@@ -853,7 +846,10 @@ class Session:
         opts = engine.options
         limit = opts.request_timeout if timeout is None else timeout
         deadline = None if limit is None else time.monotonic() + limit
-        state = engine.new_request(body)
+        # A caller that wants only the result is woken once, by the terminal
+        # event, unless it bounds the wait for each event.
+        wake_on_terminal = wanted is not None and opts.event_timeout is None
+        state = engine.new_request(body, wake_on_terminal=wake_on_terminal)
         reason = engine.http_reason(body)
         try:
             sent = reason is None and engine.submit(state, deadline)
@@ -861,7 +857,7 @@ class Session:
             engine.abandon(state)  # e.g. Ctrl-C while reconnecting
             raise
         if sent:
-            return EventStream(engine, state, _events(engine, state, deadline))
+            return EventStream(engine, state, _events(engine, state, deadline, wanted))
         events = _over_http(engine, state, deadline, reason or engine.http_reason(body))
         return EventStream(engine, state, events)
 
@@ -942,9 +938,18 @@ def _over_http(
 
 
 def _events(
-    engine: _Engine, request: _Request, deadline: Optional[float]
+    engine: _Engine,
+    request: _Request,
+    deadline: Optional[float],
+    wanted: Optional[FrozenSet[str]] = None,
 ) -> Generator[Any, None, None]:
-    """Yield the request's events; recover from a lost socket in this thread."""
+    """Yield the request's events, typed; recover from a lost socket in this thread.
+
+    Events arrive decoded but untyped: they are typed here, in the consumer's
+    thread, and only those in ``wanted`` (all when ``None``) are typed and
+    yielded. A non-terminal event that does not fit its type is counted and
+    skipped; a terminal one raises :class:`ProtocolError`.
+    """
     opts = engine.options
     finished = False
     retries = 0
@@ -964,27 +969,29 @@ def _events(
                         f"timed out waiting for {what} after {request.delivered} event(s)"
                     ) from None
             item = batch.popleft()
-            if not isinstance(item, _NOT_PLAIN):
-                request.delivered += 1
-                finished = item.type in TERMINAL_EVENT_TYPES
-                yield item
-                if finished:
-                    return
-                continue
-            if isinstance(item, Failure):
-                finished = True
-                raise item.exc
             resend = False
-            if isinstance(item, _Rejected):
-                resend = True
-            elif isinstance(item, _Lost):
-                resend = _recover(engine, request, item)
-                if not resend:
-                    finished = True
-                    yield from _over_http(engine, request, deadline, "the socket closed silently")
-                    return
-            elif isinstance(item, ErrorEvent):
-                error = _error_from_event(item, request.body)
+            if type(item) is dict:
+                event_type = item["type"]
+                if event_type != "error":
+                    request.delivered += 1
+                    terminal = event_type in TERMINAL_EVENT_TYPES
+                    if wanted is not None and not terminal and event_type not in wanted:
+                        continue
+                    try:
+                        event = structure_event(item)
+                    except ProtocolError as exc:
+                        if terminal:
+                            finished = True
+                            raise
+                        engine.count("malformed_frames")
+                        log.warning("skipped an event that does not fit its type: %s", exc)
+                        continue
+                    finished = terminal
+                    yield event
+                    if finished:
+                        return
+                    continue
+                error = _error_from_event(cast(ErrorEvent, structure_event(item)), request.body)
                 if error.code == _CONNECTION_LIMIT and request.replays < opts.max_replays:
                     log.info("the connection reached its age limit; replaying on a new one")
                     request.replays += 1
@@ -1010,17 +1017,29 @@ def _events(
                     )
                     time.sleep(delay)
                     resend = True
-            if resend:
-                batch.clear()
-                request.inbox = Inbox(
-                    max_events=opts.max_queue_events, max_bytes=opts.max_queue_bytes
-                )
-                if not engine.submit(request, deadline):
+            elif isinstance(item, Failure):
+                finished = True
+                raise item.exc
+            elif isinstance(item, _Rejected):
+                resend = True
+            elif isinstance(item, _Lost):
+                resend = _recover(engine, request, item)
+                if not resend:
                     finished = True
-                    yield from _over_http(engine, request, deadline, engine.http_reason({}))
+                    yield from _over_http(engine, request, deadline, "the socket closed silently")
                     return
-                continue
-            raise AssertionError(f"unexpected inbox item {item!r}")  # pragma: no cover
+            if not resend:  # pragma: no cover - every inbox item is handled above
+                raise AssertionError(f"unexpected inbox item {item!r}")
+            batch.clear()
+            request.inbox = Inbox(
+                max_events=opts.max_queue_events,
+                max_bytes=opts.max_queue_bytes,
+                wake_on_terminal=request.inbox.wake_on_terminal,
+            )
+            if not engine.submit(request, deadline):
+                finished = True
+                yield from _over_http(engine, request, deadline, engine.http_reason({}))
+                return
     finally:
         if not finished:
             engine.abandon(request)

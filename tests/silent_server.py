@@ -2,7 +2,10 @@
 
 It records the handshake headers it received and never answers pings, so the
 tests can check what the client sends and that a socket without pongs is
-declared dead. It listens on 127.0.0.1, port 0, and stops itself.
+declared dead. Given a ``script``, it answers each text frame it receives with
+the raw frames the script returns (built with :func:`frame`), which lets tests
+send what no well-behaved server would: mistyped events, fragmented messages,
+server pings. It listens on 127.0.0.1, port 0, and stops itself.
 """
 
 from __future__ import annotations
@@ -12,15 +15,53 @@ import contextlib
 import hashlib
 import socket
 import threading
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+Script = Callable[[str], List[bytes]]
+
+
+def frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """One unmasked server frame (RFC 6455 section 5.2)."""
+    first = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        return bytes([first, n]) + payload
+    if n < 1 << 16:
+        return bytes([first, 126]) + n.to_bytes(2, "big") + payload
+    return bytes([first, 127]) + n.to_bytes(8, "big") + payload
+
+
+def _read_exact(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("peer closed")
+        data += chunk
+    return data
+
+
+def _client_frame(conn: socket.socket) -> tuple:
+    """Read one (masked) client frame: ``(opcode, payload)``."""
+    first, second = _read_exact(conn, 2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(_read_exact(conn, 2), "big")
+    elif length == 127:
+        length = int.from_bytes(_read_exact(conn, 8), "big")
+    key = _read_exact(conn, 4) if second & 0x80 else b"\0\0\0\0"
+    data = _read_exact(conn, length)
+    return first & 0x0F, bytes(b ^ key[i % 4] for i, b in enumerate(data))
 
 
 class SilentServer:
     """Accepts WebSocket upgrades on 127.0.0.1 and then stays silent."""
 
-    def __init__(self) -> None:
+    def __init__(self, script: Optional[Script] = None) -> None:
+        self._script = script
+        self.pongs = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self.headers: List[Dict[str, str]] = []
@@ -83,3 +124,22 @@ class SilentServer:
                     f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
                 ).encode()
             )
+            if self._script is not None:
+                self._answer(conn)
+
+    def _answer(self, conn: socket.socket) -> None:
+        """Reply to each text frame with the script's frames until the peer closes."""
+        try:
+            while True:
+                opcode, payload = _client_frame(conn)
+                if opcode == 0x1:
+                    assert self._script is not None
+                    for raw in self._script(payload.decode()):
+                        conn.sendall(raw)
+                elif opcode == 0xA:
+                    self.pongs += 1
+                elif opcode == 0x8:
+                    conn.sendall(frame(0x8, payload[:2]))
+                    return
+        except (OSError, ConnectionError):
+            return

@@ -8,7 +8,6 @@ from typing import Any, Optional
 
 import pytest
 
-from openai_ws._convert import parse_event
 from openai_ws._inbox import Failure, Inbox
 from openai_ws._protocol import (
     MAX_LANE_NAMES,
@@ -18,6 +17,8 @@ from openai_ws._protocol import (
     is_lane_rejection,
 )
 from openai_ws.errors import ConsumerTooSlowError, RequestTimeoutError
+
+# Events reach the core decoded but untyped: plain dicts, as here.
 
 
 def _response(rid: str, status: str = "in_progress") -> dict:
@@ -35,7 +36,7 @@ def created(rid: str, lane: Optional[str] = None) -> Any:
     raw: dict = {"type": "response.created", "sequence_number": 0, "response": _response(rid)}
     if lane is not None:
         raw["stream_id"] = lane
-    return parse_event(raw)
+    return raw
 
 
 def delta(text: str, lane: Optional[str] = None) -> Any:
@@ -50,7 +51,7 @@ def delta(text: str, lane: Optional[str] = None) -> Any:
     }
     if lane is not None:
         raw["stream_id"] = lane
-    return parse_event(raw)
+    return raw
 
 
 def completed(rid: str, lane: Optional[str] = None) -> Any:
@@ -61,7 +62,7 @@ def completed(rid: str, lane: Optional[str] = None) -> Any:
     }
     if lane is not None:
         raw["stream_id"] = lane
-    return parse_event(raw)
+    return raw
 
 
 def error(code: str, param: Optional[str] = None, lane: Optional[str] = None) -> Any:
@@ -72,7 +73,7 @@ def error(code: str, param: Optional[str] = None, lane: Optional[str] = None) ->
     }
     if lane is not None:
         raw["stream_id"] = lane
-    return parse_event(raw)
+    return raw
 
 
 # -- lanes ----------------------------------------------------------------------
