@@ -32,7 +32,6 @@ from typing import (
     Callable,
     Deque,
     Dict,
-    FrozenSet,
     Generator,
     Iterable,
     Iterator,
@@ -94,9 +93,6 @@ def _error_code(event: Mapping[str, Any]) -> Any:
 
 _WITH_RESPONSE = (ResponseCompleted, ResponseIncomplete, ResponseFailed, ResponseDone)
 """The terminal events that carry a whole response."""
-_SEND_WANTS = frozenset({"response.output_item.done"})
-"""What ``send()`` needs besides the terminal event (a terminal response may omit
-its output over WebSocket)."""
 _RETRY_IN = re.compile(r"try again in\s+([0-9.]+)\s*(ms|s)\b", re.IGNORECASE)
 
 
@@ -433,9 +429,13 @@ class _Engine:
             return True
 
     def abandon(self, request: _Request) -> None:
-        """The caller stopped listening: drop the rest of the request's events."""
-        with self._lock:
-            request.abandoned = True
+        """The caller stopped listening: drop the rest of the request's events.
+
+        No lock: the flag only ever goes from False to True, and the reader
+        reads it under ``_lock`` before each put, so at worst one more event is
+        queued to an inbox nobody reads (it is bounded and then collected).
+        """
+        request.abandoned = True
 
     # -- the reader's side ----------------------------------------------------
 
@@ -720,17 +720,17 @@ class Session:
         request (default: the client's ``timeout``); it raises
         :class:`~openai_ws.errors.RequestTimeoutError`.
         """
-        done: List[Any] = []
-        run = self._run(coerce_request(request, fields), timeout, wanted=_SEND_WANTS)
+        done: List[Dict[str, Any]] = []
+        run = self._run(coerce_request(request, fields), timeout, collect=done)
         with run as events:
             for event in events:
-                if isinstance(event, ResponseOutputItemDone):
-                    done.append(event.item)
-                elif isinstance(event, _WITH_RESPONSE):
+                if isinstance(event, _WITH_RESPONSE):
                     response = event.response
                     if not response.output and done:
-                        # Over WebSocket a terminal response may omit its output.
-                        response = attrs.evolve(response, output=done)
+                        # Over WebSocket a terminal response may omit its output:
+                        # rebuild it from the finished items.
+                        items = [cast(ResponseOutputItemDone, structure_event(d)) for d in done]
+                        response = attrs.evolve(response, output=[i.item for i in items])
                     return response
         raise ProtocolError("the stream ended without a terminal event")
 
@@ -832,7 +832,7 @@ class Session:
         request: ResponseCreateRequest,
         timeout: Optional[float],
         *,
-        wanted: Optional[FrozenSet[str]] = None,
+        collect: Optional[List[Dict[str, Any]]] = None,
     ) -> EventStream:
         engine = self._engine
         if engine.closed:
@@ -848,7 +848,7 @@ class Session:
         deadline = None if limit is None else time.monotonic() + limit
         # A caller that wants only the result is woken once, by the terminal
         # event, unless it bounds the wait for each event.
-        wake_on_terminal = wanted is not None and opts.event_timeout is None
+        wake_on_terminal = collect is not None and opts.event_timeout is None
         state = engine.new_request(body, wake_on_terminal=wake_on_terminal)
         reason = engine.http_reason(body)
         try:
@@ -857,7 +857,7 @@ class Session:
             engine.abandon(state)  # e.g. Ctrl-C while reconnecting
             raise
         if sent:
-            return EventStream(engine, state, _events(engine, state, deadline, wanted))
+            return EventStream(engine, state, _events(engine, state, deadline, collect))
         events = _over_http(engine, state, deadline, reason or engine.http_reason(body))
         return EventStream(engine, state, events)
 
@@ -941,14 +941,16 @@ def _events(
     engine: _Engine,
     request: _Request,
     deadline: Optional[float],
-    wanted: Optional[FrozenSet[str]] = None,
+    collect: Optional[List[Dict[str, Any]]] = None,
 ) -> Generator[Any, None, None]:
     """Yield the request's events, typed; recover from a lost socket in this thread.
 
-    Events arrive decoded but untyped: they are typed here, in the consumer's
-    thread, and only those in ``wanted`` (all when ``None``) are typed and
-    yielded. A non-terminal event that does not fit its type is counted and
-    skipped; a terminal one raises :class:`ProtocolError`.
+    Events arrive decoded but untyped and are typed here, in the consumer's
+    thread. With ``collect`` (what ``send()`` uses) only the terminal event is
+    typed and yielded; the ``response.output_item.done`` events are appended
+    to ``collect`` untyped, and the others skipped. A non-terminal event that
+    does not fit its type is counted and skipped; a terminal one raises
+    :class:`ProtocolError`.
     """
     opts = engine.options
     finished = False
@@ -975,7 +977,9 @@ def _events(
                 if event_type != "error":
                     request.delivered += 1
                     terminal = event_type in TERMINAL_EVENT_TYPES
-                    if wanted is not None and not terminal and event_type not in wanted:
+                    if collect is not None and not terminal:
+                        if event_type == "response.output_item.done":
+                            collect.append(item)
                         continue
                     try:
                         event = structure_event(item)

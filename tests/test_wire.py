@@ -170,3 +170,22 @@ def test_odd_lane_tags_and_binary_frames_never_kill_the_reader() -> None:
     assert stats.unroutable_events == 1
     assert stats.malformed_frames == 1
     assert stats.binary_frames == 1
+
+
+def test_send_rebuilds_output_missing_from_the_terminal_event() -> None:
+    """A terminal response without output gets the items of output_item.done events."""
+    item = response("r", "completed", "from the items")["output"][0]
+
+    def build(request: Dict[str, Any], tag: Any) -> List[bytes]:
+        done = response("r", "completed")
+        done["output"] = None
+        return [
+            text_frame(tag(type="response.created", response=response("r", "in_progress"))),
+            text_frame(tag(type="response.output_item.done", output_index=0, item=item)),
+            text_frame(tag(type="response.completed", response=done)),
+        ]
+
+    with SilentServer(scripted(build)) as server:
+        client = OpenAI(api_key=KEY, base_url=server.url, max_retries=0)
+        with client.ws_session(ping_interval=None) as session:
+            assert ask(session).output_text == "from the items"
