@@ -277,27 +277,36 @@ def _null_means_default(cls: type) -> Tuple[str, ...]:
 def _generate(cls: type, **overrides: Any) -> _StructureFn:
     """The cattrs-generated structure function of ``cls``, wrapped only when needed.
 
-    cattrs compiles the function on the first event of that class, not at
-    import: ``import openai_ws`` stays cheap, and classes a program never
-    receives cost nothing.
+    Two variants are compiled, each on first use (so ``import openai_ws`` stays
+    cheap and classes a program never receives cost nothing): a fast one
+    without cattrs' detailed validation, used for every object, and a detailed
+    one, run only after the fast one failed, to name the failing field. Both
+    accept exactly the same inputs.
     """
     nullable = _null_means_default(cls)
-    compiled: Optional[_StructureFn] = None
+    variants: Dict[bool, _StructureFn] = {}
 
-    def generated(obj: Any, tp: Any) -> Any:
-        nonlocal compiled
-        if compiled is None:
-            compiled = cast(
+    def compile_variant(detailed: bool) -> _StructureFn:
+        fn = variants.get(detailed)
+        if fn is None:
+            fn = variants[detailed] = cast(
                 _StructureFn,
                 make_dict_structure_fn(
                     cls,
                     _converter,
                     _cattrs_forbid_extra_keys=False,
-                    _cattrs_detailed_validation=True,
+                    _cattrs_detailed_validation=detailed,
                     **overrides,
                 ),
             )
-        return compiled(obj, tp)
+        return fn
+
+    def generated(obj: Any, tp: Any) -> Any:
+        fast = variants.get(False) or compile_variant(False)
+        try:
+            return fast(obj, tp)
+        except _PARSE_ERRORS:
+            return compile_variant(True)(obj, tp)  # raises, naming the field
 
     if not nullable:
         return generated

@@ -93,7 +93,7 @@ class _FrameReader:
     websocket-client reads every frame with two or three system calls (the
     header, then exactly the payload) and builds several objects per frame;
     profiling ``benchmarks/session_vs_bare.py`` showed that as the largest cost
-    of the reader thread. This parser takes 256 KiB per read and slices frames
+    of the reader thread. This parser takes up to 64 KiB per read and slices frames
     out of it. websocket-client still does the handshake, sending, pings and
     closing; this class only reads.
 
@@ -106,7 +106,7 @@ class _FrameReader:
 
     __slots__ = ("_buffer", "_chunk", "_fragments", "_fragments_opcode", "_pos", "_read")
 
-    def __init__(self, read: Callable[[int], bytes], chunk: int = 256 * 1024) -> None:
+    def __init__(self, read: Callable[[int], bytes], chunk: int = 64 * 1024) -> None:
         self._read = read
         self._chunk = chunk
         self._buffer = b""
