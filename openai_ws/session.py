@@ -93,6 +93,8 @@ def _error_code(event: Mapping[str, Any]) -> Any:
 
 _WITH_RESPONSE = (ResponseCompleted, ResponseIncomplete, ResponseFailed, ResponseDone)
 """The terminal events that carry a whole response."""
+_TERMINAL_BY_STATUS = {"incomplete": ResponseIncomplete, "failed": ResponseFailed}
+"""The terminal event that stands for an HTTP response of that status."""
 _RETRY_IN = re.compile(r"try again in\s+([0-9.]+)\s*(ms|s)\b", re.IGNORECASE)
 
 
@@ -153,6 +155,8 @@ class _Request:
     """Events handed to the caller so far, over every attempt."""
     replays: int = 0
     """Times the request was sent again because its socket ended first."""
+    whole: bool = False
+    """The caller wants only the final response (``send()``), not each event."""
 
 
 @attrs.define(eq=False)
@@ -850,6 +854,7 @@ class Session:
         # event, unless it bounds the wait for each event.
         wake_on_terminal = collect is not None and opts.event_timeout is None
         state = engine.new_request(body, wake_on_terminal=wake_on_terminal)
+        state.whole = collect is not None
         reason = engine.http_reason(body)
         try:
             sent = reason is None and engine.submit(state, deadline)
@@ -932,6 +937,13 @@ def _over_http(
     # stream_id names a WebSocket lane; it has no meaning over HTTP.
     body = {k: v for k, v in request.body.items() if k != "stream_id"}
     timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
+    if request.whole:
+        # send() wants the response, not its events: one JSON answer is
+        # cheaper than a stream (measured by benchmarks/fallback_cost.py).
+        response = http().create(body, timeout=timeout)
+        request.delivered += 1
+        yield _TERMINAL_BY_STATUS.get(response.status or "", ResponseCompleted)(response=response)
+        return
     for event in http().stream(body, timeout=timeout):
         request.delivered += 1
         yield event
