@@ -2,9 +2,10 @@
 
 A session owns a socket to ``/v1/responses`` and a background reader thread. A
 caller registers a request (it gets an inbox and a lane in the sans-IO core),
-then its frame is sent; the reader parses every incoming frame, asks the core
-which request it belongs to and hands it to that request's inbox. Callers block
-on their own inbox only. When the socket ends, the reader hands every
+then its frame is sent; the reader decodes every incoming frame (JSON only),
+asks the core which request it belongs to and hands it to that request's inbox.
+Callers block on their own inbox only and type the events they take, so the
+reader does the least work per frame. When the socket ends, the reader hands every
 unfinished request a :class:`_Lost` note and the *caller's* thread decides what
 to do: replay on a new socket, complete over HTTP, or raise.
 
