@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Option
 
 from ._protocol import MAX_LANE_NAMES
 from ._version import __version__
-from .errors import OpenAIWSError
+from .errors import ConnectError, OpenAIWSError
 from .events import ServerEvent
 from .models import Response, ResponseCreateRequest
 from .session import Session, SessionOptions, coerce_request
@@ -132,15 +132,18 @@ class OpenAI:
         return headers
 
     def _ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=self.ca_bundle)
-        if not self.verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if self.client_cert:
-            if isinstance(self.client_cert, tuple):
-                context.load_cert_chain(*self.client_cert)
-            else:
-                context.load_cert_chain(self.client_cert)
+        try:
+            context = ssl.create_default_context(cafile=self.ca_bundle)
+            if not self.verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            if self.client_cert:
+                if isinstance(self.client_cert, tuple):
+                    context.load_cert_chain(*self.client_cert)
+                else:
+                    context.load_cert_chain(self.client_cert)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectError(f"could not load the TLS settings: {exc}", retryable=False) from exc
         return context
 
     def _http_transport(self) -> HTTPTransport:

@@ -457,3 +457,19 @@ def test_server_pings_are_answered_between_turns() -> None:
             assert session.send(ask("second")).output_text == "second"
             assert session.stats.connects == 1
         assert server.stats.get("ws_connections") == 1
+
+
+def test_tls_verification_can_be_turned_off_and_client_certs_load(tmp_path: Any) -> None:
+    """verify=False accepts an unknown CA; client_cert is loaded into the TLS context."""
+    import trustme
+
+    with Emulator(api_key=KEY, tls=True) as server:
+        client = OpenAI(api_key=KEY, base_url=server.base_url, verify=False, max_retries=0)
+        with client.ws_session() as session:
+            assert session.send(ask("unverified")).output_text == "unverified"
+    ca = trustme.CA()
+    pem = tmp_path / "client.pem"
+    ca.issue_cert("client.example").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    OpenAI(api_key=KEY, base_url="https://h/v1", client_cert=str(pem))._ssl_context()
+    with pytest.raises(ConnectError, match="TLS settings"):
+        OpenAI(api_key=KEY, base_url="https://h/v1", client_cert="/nope.pem").ws_session()
