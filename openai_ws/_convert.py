@@ -256,6 +256,34 @@ _converter.register_structure_hook_func(lambda t: t == Dict[str, str], _structur
 _converter.register_structure_hook_factory(_is_json_union, _make_json_union_hook)
 
 
+def _is_optional(tp: Any) -> bool:
+    args = get_args(tp)
+    return get_origin(tp) is Union and len(args) == 2 and type(None) in args
+
+
+def _make_optional_hook(tp: Any) -> _StructureFn:
+    """``Optional[X]``: None, or X's own hook called directly.
+
+    Equivalent to cattrs' generic optional handling, without its per-value
+    dispatch (a Response has some twenty optional fields).
+    """
+    (inner,) = [arg for arg in get_args(tp) if arg is not type(None)]
+    resolved: List[_StructureFn] = []
+
+    def hook(value: Any, _: Any) -> Any:
+        if value is None:
+            return None
+        if not resolved:
+            get_hook = getattr(_converter, "get_structure_hook", None)
+            resolved.append(get_hook(inner) if get_hook else _converter.structure)
+        return resolved[0](value, inner)
+
+    return hook
+
+
+_converter.register_structure_hook_factory(_is_optional, _make_optional_hook)
+
+
 # --------------------------------------------------------------------------
 # Class hooks
 # --------------------------------------------------------------------------
