@@ -62,13 +62,21 @@ class Inbox:
         return self._closed
 
     def put(
-        self, item: Any, nbytes: int = 0, *, terminal: bool = False, urgent: bool = False
+        self,
+        item: Any,
+        nbytes: int = 0,
+        *,
+        terminal: bool = False,
+        urgent: bool = False,
+        defer: bool = False,
     ) -> bool:
         """Queue ``item``; never blocks. Returns False if it was not queued.
 
         ``urgent`` wakes a ``wake_on_terminal`` consumer for a non-terminal
-        item. An item is refused when the inbox is already closed, or when it would
-        exceed a bound; in the second case the inbox is failed with
+        item. ``defer`` leaves the wake-up of a non-terminal, non-urgent item to
+        a later :meth:`wake` (the producer batches them). An item is refused
+        when the inbox is already closed, or when it would exceed a bound; in
+        the second case the inbox is failed with
         :class:`ConsumerTooSlowError` and its queued items are discarded.
         """
         with self._cond:
@@ -99,9 +107,15 @@ class Inbox:
             self._bytes += nbytes
             if terminal:
                 self._closed = True
-            if self._waiting and (terminal or urgent or not self.wake_on_terminal):
+            if self._waiting and (terminal or urgent or not (self.wake_on_terminal or defer)):
                 self._cond.notify()
             return True
+
+    def wake(self) -> None:
+        """Wake a waiting consumer if items are queued (ends a deferred batch)."""
+        with self._cond:
+            if self._waiting and self._items and not self.wake_on_terminal:
+                self._cond.notify()
 
     def fail(self, exc: BaseException) -> bool:
         """Queue ``exc`` as the terminal item (after what is already queued)."""

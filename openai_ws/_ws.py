@@ -104,11 +104,22 @@ class _FrameReader:
     RSV bit is a protocol error.
     """
 
-    __slots__ = ("_buffer", "_chunk", "_fragments", "_fragments_opcode", "_pos", "_read")
+    __slots__ = (
+        "_buffer",
+        "_chunk",
+        "_fragments",
+        "_fragments_opcode",
+        "_pos",
+        "_read",
+        "before_read",
+    )
 
     def __init__(self, read: Callable[[int], bytes], chunk: int = 64 * 1024) -> None:
         self._read = read
         self._chunk = chunk
+        self.before_read: Optional[Callable[[], None]] = None
+        """Called each time the buffered bytes run out, before the socket read
+        that may block (the session wakes its consumers there)."""
         self._buffer = b""
         self._pos = 0
         self._fragments: List[bytes] = []
@@ -117,6 +128,8 @@ class _FrameReader:
     def _fill(self, need: int) -> None:
         """Make at least ``need`` unread bytes available."""
         while len(self._buffer) - self._pos < need:
+            if self.before_read is not None:
+                self.before_read()
             chunk = self._read(max(self._chunk, need))
             self._buffer = self._buffer[self._pos :] + chunk
             self._pos = 0
@@ -239,6 +252,11 @@ class WSTransport:
         # Block in recv from now on; keepalive uses set_recv_timeout().
         self._ws.settimeout(None)
         self._reader = _FrameReader(self._ws.frame_buffer.recv)
+
+    def set_before_read(self, hook: Optional[Callable[[], None]]) -> None:
+        """Call ``hook`` whenever received data is used up, before reading more."""
+        if self._reader is not None:
+            self._reader.before_read = hook
 
     def set_recv_timeout(self, seconds: Optional[float]) -> None:
         """Make :meth:`recv` return :class:`Idle` after ``seconds`` of silence."""

@@ -177,6 +177,8 @@ class _Connection:
     """The server said the connection is too old; its close is expected."""
     dead: bool = False
     """Its reader has handed every request back; nothing may register on it."""
+    to_wake: Set[Inbox] = attrs.Factory(set)
+    """Inboxes given events whose consumers have not been woken yet (reader only)."""
 
 
 @attrs.frozen
@@ -482,9 +484,23 @@ class _Engine:
             log.info("the server refused the stream_id field; using the default lane")
             request.inbox.put(_Rejected(), urgent=True)
             return
-        if not request.inbox.put(event, nbytes, terminal=route.terminal):
+        inbox = request.inbox
+        if inbox.put(event, nbytes, terminal=route.terminal, defer=True):
+            if not route.terminal:
+                # Woken in one go when the reader runs out of received data
+                # (see _read_loop): one wake-up per burst, not per event.
+                conn.to_wake.add(inbox)
+        else:
             # The inbox overflowed (the consumer is too slow) or already ended.
             self.abandon(request)
+
+    @staticmethod
+    def wake_consumers(conn: _Connection) -> None:
+        """Wake the consumers that got events since the last call (reader thread)."""
+        if conn.to_wake:
+            for inbox in conn.to_wake:
+                inbox.wake()
+            conn.to_wake.clear()
 
     def connection_ended(self, conn: _Connection, closed: Closed) -> None:
         """Hand every unfinished request of ``conn`` a note (reader thread)."""
@@ -558,6 +574,7 @@ def _read_loop(engine: _Engine, conn: _Connection) -> None:
     ping_timeout = engine.options.ping_timeout
     awaiting_pong = False
     transport.set_recv_timeout(ping_interval)
+    transport.set_before_read(lambda: engine.wake_consumers(conn))
     closed: Optional[Closed] = None
     try:
         while closed is None:
