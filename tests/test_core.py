@@ -255,3 +255,25 @@ def test_inbox_wakes_a_blocked_waiter() -> None:
     thread.join(2)
     assert not thread.is_alive()
     assert isinstance(got[0], Failure)
+
+
+def test_deferred_items_wake_the_consumer_on_wake() -> None:
+    """A deferred put leaves the consumer asleep until wake(); terminal items wake at once."""
+    inbox = Inbox(max_events=10, max_bytes=1000)
+    got: list = []
+    thread = threading.Thread(target=lambda: got.append(inbox.get_all()))
+    thread.start()
+    time.sleep(0.05)
+    inbox.put("a", 1, defer=True)
+    inbox.put("b", 1, defer=True)
+    time.sleep(0.05)
+    assert got == []  # still asleep: nobody said wake
+    inbox.wake()
+    thread.join(2)
+    assert got == [["a", "b"]]
+    waiter = threading.Thread(target=lambda: got.append(inbox.get_all()))
+    waiter.start()
+    time.sleep(0.05)
+    inbox.put("end", 1, terminal=True, defer=True)
+    waiter.join(2)
+    assert not waiter.is_alive() and got[-1] == ["end"]
