@@ -112,11 +112,19 @@ class _FrameReader:
         "_pos",
         "_read",
         "before_read",
+        "max_size",
     )
 
-    def __init__(self, read: Callable[[int], bytes], chunk: int = 64 * 1024) -> None:
+    def __init__(
+        self,
+        read: Callable[[int], bytes],
+        chunk: int = 64 * 1024,
+        max_size: Optional[int] = None,
+    ) -> None:
         self._read = read
         self._chunk = chunk
+        self.max_size = max_size
+        """Largest message accepted, in bytes (``None``: no limit)."""
         self.before_read: Optional[Callable[[], None]] = None
         """Called each time the buffered bytes run out, before the socket read
         that may block (the session wakes its consumers there)."""
@@ -153,6 +161,8 @@ class _FrameReader:
             buffer, pos = self._buffer, self._pos
             length = int.from_bytes(buffer[pos + 2 : pos + 10], "big")
             header = 10
+        if self.max_size is not None and length > self.max_size:
+            raise _FrameError(f"a frame of {length} bytes exceeds the limit", code=1009)
         masked = second & 0x80
         if masked:
             header += 4
@@ -183,6 +193,10 @@ class _FrameReader:
                 if not self._fragments:
                     raise _FrameError("a continuation frame without a message to continue")
                 self._fragments.append(payload)
+                if self.max_size is not None and (
+                    sum(len(part) for part in self._fragments) > self.max_size
+                ):
+                    raise _FrameError("a fragmented message exceeds the size limit", code=1009)
                 if fin:
                     whole = b"".join(self._fragments)
                     self._fragments = []
@@ -251,7 +265,7 @@ class WSTransport:
             raise ConnectError(f"could not connect to {self.url}: {exc}") from exc
         # Block in recv from now on; keepalive uses set_recv_timeout().
         self._ws.settimeout(None)
-        self._reader = _FrameReader(self._ws.frame_buffer.recv)
+        self._reader = _FrameReader(self._ws.frame_buffer.recv, max_size=self._max_message_size)
 
     def set_before_read(self, hook: Optional[Callable[[], None]]) -> None:
         """Call ``hook`` whenever received data is used up, before reading more."""

@@ -190,6 +190,7 @@ class OpenAI:
         max_connection_age: float = 55 * 60.0,
         reconnect_attempts: int = 4,
         max_replays: int = 10,
+        max_message_size: Optional[int] = None,
     ) -> Session:
         """Open a WebSocket session (the socket connects now).
 
@@ -207,7 +208,10 @@ class OpenAI:
         A lost socket is reopened up to ``reconnect_attempts`` times in a row
         (exponential backoff with jitter) before the session switches to HTTP.
         A request that had received no event when its socket ended is sent
-        again on a new socket, at most ``max_replays`` times.
+        again on a new socket, at most ``max_replays`` times. A message larger
+        than ``max_message_size`` bytes closes the socket with 1009 instead of
+        being read into memory (``None``, the default, sets no limit, like the
+        official SDK: terminal events carry the whole response).
         """
         options = SessionOptions(
             url=self.websocket_url,
@@ -228,6 +232,7 @@ class OpenAI:
             max_connection_age=max_connection_age,
             reconnect_attempts=reconnect_attempts,
             max_replays=max_replays,
+            max_message_size=max_message_size,
         )
         return Session(options, http=self._http_transport)
 

@@ -205,6 +205,7 @@ class SessionOptions:
     backoff_max: float = 8.0
     close_timeout: float = 5.0
     max_connection_age: float = 55 * 60.0
+    max_message_size: Optional[int] = None
 
 
 class _Engine:
@@ -275,6 +276,7 @@ class _Engine:
             connect_timeout=opts.connect_timeout,
             ssl_context=opts.ssl_context,
             proxy=opts.proxy,
+            max_message_size=opts.max_message_size,
         )
         transport.connect()
         conn = _Connection(

@@ -135,3 +135,14 @@ def test_any_split_of_the_stream_gives_the_same_messages(
         pieces.append(data[pos:])
     got, _ = messages(pieces, len(payloads))
     assert got == [(0x2, p) for p in payloads]
+
+
+def test_oversized_frames_and_messages_are_refused() -> None:
+    """A frame or a fragmented message above max_size raises a 1009 _FrameError."""
+    reader = _FrameReader(Feed([frame(0x1, b"x" * 200)]), max_size=100)
+    with pytest.raises(_FrameError) as info:
+        reader.message(lambda _: None)
+    assert info.value.code == 1009
+    parts = frame(0x1, b"a" * 60, fin=False) + frame(0x0, b"b" * 60)
+    with pytest.raises(_FrameError, match="size limit"):
+        _FrameReader(Feed([parts]), max_size=100).message(lambda _: None)

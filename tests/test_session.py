@@ -473,3 +473,13 @@ def test_tls_verification_can_be_turned_off_and_client_certs_load(tmp_path: Any)
     OpenAI(api_key=KEY, base_url="https://h/v1", client_cert=str(pem))._ssl_context()
     with pytest.raises(ConnectError, match="TLS settings"):
         OpenAI(api_key=KEY, base_url="https://h/v1", client_cert="/nope.pem").ws_session()
+
+
+def test_oversized_message_closes_the_socket_not_the_reader(client: OpenAI) -> None:
+    """A message above max_message_size closes with 1009; the session reconnects for the next."""
+    with client.ws_session(max_message_size=2000, max_replays=0) as session:
+        big = ask("word " * 1000)  # its terminal event carries the whole text
+        with pytest.raises(openai_ws.ConnectionClosedError):
+            session.send(big)
+        assert session.send(ask("small again")).output_text == "small again"
+        assert session.stats.reconnects == 1
