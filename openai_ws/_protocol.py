@@ -110,6 +110,8 @@ class Pending:
     lane: Optional[str]
     """The ``stream_id`` the frame carried, ``None`` for the default lane."""
     previous_response_id: Optional[str] = None
+    unstored: bool = False
+    """The request has ``store: false``: its response lives only in this socket's cache."""
     events: int = 0
     """Events routed to this request so far."""
     response_id: Optional[str] = None
@@ -134,6 +136,8 @@ class _Lane:
     name: str
     queue: List[Pending] = attrs.Factory(list)
     latest_response_id: Optional[str] = None
+    keep: bool = False
+    """The latest response was made with ``store: false``: only this lane has it."""
     last_used: int = 0
 
 
@@ -174,9 +178,12 @@ class ConnectionCore:
         *,
         previous_response_id: Optional[str] = None,
         stream_id: Optional[str] = None,
+        unstored: bool = False,
     ) -> Pending:
         """Register a request about to be sent and choose its lane.
 
+        ``unstored`` marks a ``store: false`` request, whose response only this
+        socket will have: its lane is reused last once it finishes.
         ``stream_id`` is a lane the caller chose; otherwise the core picks one
         (or the default lane when lanes are off). Call this before the frame is
         sent, in the same order as the frames leave.
@@ -194,6 +201,7 @@ class ConnectionCore:
             key,
             lane.name if lane else None,
             previous_response_id=previous_response_id,
+            unstored=unstored,
             order=next(self._order),
         )
         if lane is None:
@@ -219,8 +227,10 @@ class ConnectionCore:
             lane = self._lanes[name] = _Lane(name)
             return lane
         if idle:
-            # Reusing a lane evicts its cached response: take the stalest one.
-            return min(idle, key=lambda lane: lane.last_used)
+            # Reusing a lane evicts its cached response. A store=false response
+            # cannot be loaded again if someone continues it, so such lanes go
+            # last; among equals, take the stalest.
+            return min(idle, key=lambda lane: (lane.keep, lane.last_used))
         return min(self._lanes.values(), key=lambda lane: (len(lane.queue), lane.last_used))
 
     def forget(self, pending: Pending) -> None:
@@ -303,4 +313,5 @@ class ConnectionCore:
             # The server caches the latest response of a lane; a failed request
             # leaves an unknown state, so assume nothing is cached.
             lane.latest_response_id = pending.response_id if completed else None
+            lane.keep = completed and pending.unstored
             lane.last_used = next(self._clock)

@@ -419,6 +419,7 @@ class _Engine:
                         request.key,
                         previous_response_id=body.get("previous_response_id"),
                         stream_id=body.get("stream_id"),
+                        unstored=body.get("store") is False,
                     )
                     request.conn, request.pending = conn, pending
                     conn.requests[request.key] = request

@@ -277,3 +277,24 @@ def test_deferred_items_wake_the_consumer_on_wake() -> None:
     inbox.put("end", 1, terminal=True, defer=True)
     waiter.join(2)
     assert not waiter.is_alive() and got[-1] == ["end"]
+
+
+def test_lanes_caching_unstored_responses_are_reused_last() -> None:
+    """When every name is taken, a lane holding a store=false response is evicted last."""
+    core = ConnectionCore(use_lanes=True, max_names=3)
+    precious = core.open(1, unstored=True)
+    core.route(created("resp_keep", precious.lane))
+    core.route(completed("resp_keep", precious.lane))
+    for key in (2, 3):
+        p = core.open(key)
+        core.route(created(f"resp_{key}", p.lane))
+        core.route(completed(f"resp_{key}", p.lane))
+    # Every lane is idle and caches a response; the precious one finished
+    # first, so it is the stalest, yet the others are reused instead.
+    for key in range(10, 16):
+        p = core.open(key)
+        assert p.lane != precious.lane
+        core.route(created(f"resp_{key}", p.lane))
+        core.route(completed(f"resp_{key}", p.lane))
+    follow = core.open(99, previous_response_id="resp_keep", unstored=True)
+    assert follow.lane == precious.lane

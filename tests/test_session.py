@@ -483,3 +483,40 @@ def test_oversized_message_closes_the_socket_not_the_reader(client: OpenAI) -> N
             session.send(big)
         assert session.send(ask("small again")).output_text == "small again"
         assert session.stats.reconnects == 1
+
+
+def test_store_false_chain_survives_concurrent_traffic(client: OpenAI, emu: Emulator) -> None:
+    """Continuations go to the lane that caches their parent, even while 24 threads reuse lanes."""
+    stop = threading.Event()
+    errors: List[BaseException] = []
+
+    def noise(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            try:
+                session.send(ask(f"noise {n} {i}"))
+            except BaseException as exc:
+                errors.append(exc)
+                return
+            i += 1
+
+    hits_before = emu.stats.get("cache_hits")
+    with client.ws_session() as session:
+        threads = [threading.Thread(target=noise, args=(n,)) for n in range(24)]
+        for t in threads:
+            t.start()
+        try:
+            previous = None
+            for turn in range(40):
+                response = session.send(
+                    ask(f"turn {turn}", store=False, previous_response_id=previous)
+                )
+                assert response.output_text == f"turn {turn}"
+                previous = response.id
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(10)
+        assert errors == []
+        assert session.stats.lanes_used == 32  # the noise did fill and reuse every name
+    assert emu.stats.get("cache_hits") - hits_before >= 39
