@@ -230,6 +230,7 @@ class _Engine:
         self._conn: Optional[_Connection] = None
         self._connections: Set[_Connection] = set()
         self._closed = False
+        self._closed_event = threading.Event()  # set with _closed; wakes pause()
         self._use_lanes = options.use_lanes
         self._keys = itertools.count(1)
         self._stats: Dict[str, int] = dict.fromkeys(attrs.fields_dict(SessionStats), 0)
@@ -354,7 +355,12 @@ class _Engine:
                         return None
                     raise
                 log.info("connect failed (%s); retrying in %.2fs", exc, delay)
-                time.sleep(delay)
+                self.pause(delay)
+
+    def pause(self, seconds: float) -> None:
+        """Wait before a retry; :meth:`close` cuts the wait short with an error."""
+        if self._closed_event.wait(seconds):
+            raise SessionClosedError("the session was closed")
 
     def open(self) -> None:
         """Connect now, so a wrong key or URL fails at creation."""
@@ -547,6 +553,7 @@ class _Engine:
             if self._closed:
                 return
             self._closed = True
+            self._closed_event.set()
             connections = list(self._connections)
             self._conn = None
             waiting = [r for c in connections for r in c.requests.values()]
@@ -1052,7 +1059,7 @@ def _events(
                         retries,
                         opts.max_retries,
                     )
-                    time.sleep(delay)
+                    engine.pause(delay)
                     resend = True
             elif isinstance(item, Failure):
                 finished = True
@@ -1108,7 +1115,7 @@ def _recover(engine: _Engine, request: _Request, lost: _Lost) -> bool:
     if request.replays:
         # Sockets keep dying under this request: slow down before the next try.
         delay = min(opts.backoff_max, opts.backoff_initial * 2 ** (request.replays - 1))
-        time.sleep(delay * random.uniform(0.75, 1.0))
+        engine.pause(delay * random.uniform(0.75, 1.0))
     request.replays += 1
     engine.count("replays")
     log.info("replaying request %d on a new connection (code=%s)", request.key, lost.code)

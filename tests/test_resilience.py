@@ -29,6 +29,7 @@ from openai_ws import (
     ResponseCreateRequest,
     ResponseOutputTextDelta,
     Session,
+    SessionClosedError,
 )
 from openai_ws.emulator import Emulator, EmulatorConfig
 
@@ -425,3 +426,26 @@ def test_counters_are_visible(emu: Emulator) -> None:
     assert stats.replays == 1
     assert stats.http_fallbacks == 1
     assert stats.retries == 1
+
+
+def test_close_cuts_a_retry_wait_short(emu: Emulator) -> None:
+    """close() during a retry's backoff wakes the waiting caller with SessionClosedError."""
+    client = make_client(emu, max_retries=2)
+    session = client.ws_session()
+    errors: List[BaseException] = []
+
+    def wait() -> None:
+        request = ask("slow hint", emulator_error="rate_limit_exceeded", emulator_retry_after="30")
+        try:
+            session.send(request)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.3)  # the 429 arrived; the caller now waits 30 s before retrying
+    started = time.monotonic()
+    session.close()
+    thread.join(5)
+    assert not thread.is_alive() and time.monotonic() - started < 2
+    assert len(errors) == 1 and isinstance(errors[0], SessionClosedError)
