@@ -102,11 +102,9 @@ def test_map_keeps_input_order(session: Session) -> None:
         )
         for i in range(12)
     ]
-    started = time.monotonic()
     texts = [r.output_text for r in session.map(requests, concurrency=6)]  # type: ignore[union-attr]
     assert texts == [f"item {i}" for i in range(12)]
-    assert time.monotonic() - started < 12 * 0.05  # concurrent, not one after another
-    assert session.stats.lanes_used > 1
+    assert session.stats.lanes_used > 1  # they ran side by side, on several lanes
 
 
 def test_map_errors_raise_or_are_returned(session: Session) -> None:
