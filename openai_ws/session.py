@@ -33,6 +33,7 @@ from typing import (
     Callable,
     Deque,
     Dict,
+    FrozenSet,
     Generator,
     Iterable,
     Iterator,
@@ -235,7 +236,8 @@ class _Engine:
         self._keys = itertools.count(1)
         self._stats: Dict[str, int] = dict.fromkeys(attrs.fields_dict(SessionStats), 0)
         self._http_only_reason: Optional[str] = None
-        self._http_shapes: Set[Tuple[str, ...]] = set()
+        # Replaced, never mutated, so callers may read it without the lock.
+        self._http_shapes: FrozenSet[Tuple[str, ...]] = frozenset()
 
     # -- state ----------------------------------------------------------------
 
@@ -389,7 +391,7 @@ class _Engine:
         shape = _shape(body)
         if shape:
             with self._lock:
-                self._http_shapes.add(shape)
+                self._http_shapes = self._http_shapes | {shape}
             log.info("requests with decimal %s will use HTTP for this session", ", ".join(shape))
 
     # -- submitting -----------------------------------------------------------
