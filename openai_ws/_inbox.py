@@ -54,7 +54,7 @@ class Inbox:
         self._items: Deque[Tuple[Any, int]] = collections.deque()
         self._bytes = 0
         self._closed = False  # a terminal item has been queued
-        self._waiting = False  # the consumer is blocked in get()/get_all()
+        self._waiting = False  # the consumer is blocked in get_all()
 
     @property
     def closed(self) -> bool:
@@ -121,23 +121,13 @@ class Inbox:
         """Queue ``exc`` as the terminal item (after what is already queued)."""
         return self.put(Failure(exc), terminal=True)
 
-    def get(self, deadline: Optional[float] = None) -> Any:
-        """Return the next item, waiting until ``deadline`` (``time.monotonic``).
-
-        Raises :class:`RequestTimeoutError` when the deadline passes first; the
-        queue is left untouched, so nothing is lost by a timeout.
-        """
-        with self._cond:
-            self._wait(deadline)
-            item, nbytes = self._items.popleft()
-            self._bytes -= nbytes
-            return item
-
     def get_all(self, deadline: Optional[float] = None) -> List[Any]:
-        """Return every queued item (at least one), waiting like :meth:`get`.
+        """Return every queued item (at least one), waiting until ``deadline``.
 
-        Taking a batch costs one lock round and at most one wake-up however
-        many events the reader queued meanwhile.
+        ``deadline`` is a ``time.monotonic()`` value (``None``: no limit). Raises
+        :class:`RequestTimeoutError` when it passes first; the queue is left
+        untouched, so nothing is lost by a timeout. Taking a batch costs one lock
+        round and at most one wake-up however many events were queued meanwhile.
         """
         with self._cond:
             self._wait(deadline)
@@ -162,13 +152,6 @@ class Inbox:
                 self._cond.wait(remaining)
         finally:
             self._waiting = False
-
-    def get_nowait(self) -> Any:
-        """Return the next item or raise :class:`IndexError` when empty."""
-        with self._cond:
-            item, nbytes = self._items.popleft()
-            self._bytes -= nbytes
-            return item
 
     def __len__(self) -> int:
         with self._cond:

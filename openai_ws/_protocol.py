@@ -109,7 +109,6 @@ class Pending:
     """The session's id of the request (stable across replays)."""
     lane: Optional[str]
     """The ``stream_id`` the frame carried, ``None`` for the default lane."""
-    previous_response_id: Optional[str] = None
     unstored: bool = False
     """The request has ``store: false``: its response lives only in this socket's cache."""
     events: int = 0
@@ -200,7 +199,6 @@ class ConnectionCore:
         pending = Pending(
             key,
             lane.name if lane else None,
-            previous_response_id=previous_response_id,
             unstored=unstored,
             order=next(self._order),
         )

@@ -229,7 +229,6 @@ class WSTransport:
         self.url = url
         self._headers = dict(headers)
         self._connect_timeout = connect_timeout
-        self._ssl_context = ssl_context
         self._proxy = proxy
         self._max_message_size = max_message_size
         self._ws = websocket.WebSocket(

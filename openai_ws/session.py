@@ -150,7 +150,6 @@ class _Request:
     body: Dict[str, Any]
     """The caller's fields, exactly as they go over HTTP (no ``type``)."""
     inbox: Inbox
-    conn: Optional[_Connection] = None
     pending: Optional[Pending] = None
     abandoned: bool = False
     delivered: int = 0
@@ -348,8 +347,7 @@ class _Engine:
                         f"the server refused the WebSocket upgrade with HTTP {status}"
                     )
                     return None
-                delay = min(opts.backoff_max, opts.backoff_initial * 2 ** (attempt - 1))
-                delay *= random.uniform(0.75, 1.0)
+                delay = _backoff(opts, attempt - 1)
                 out_of_time = deadline is not None and time.monotonic() + delay > deadline
                 if attempt > opts.reconnect_attempts or out_of_time:
                     if self.http is not None:
@@ -429,7 +427,7 @@ class _Engine:
                         stream_id=body.get("stream_id"),
                         unstored=body.get("store") is False,
                     )
-                    request.conn, request.pending = conn, pending
+                    request.pending = pending
                     conn.requests[request.key] = request
                     names = len(conn.core.lane_names)
                     self._stats["lanes_used"] = max(self._stats["lanes_used"], names)
@@ -644,6 +642,17 @@ def _handle_text(engine: _Engine, conn: _Connection, data: str) -> None:
 # -- the caller's side ---------------------------------------------------------
 
 
+def _backoff(opts: SessionOptions, step: int, *, first: Optional[float] = None) -> float:
+    """Exponential backoff with jitter: ``first * 2**step``, capped, minus up to 25 %.
+
+    ``first`` defaults to ``backoff_initial`` (reconnects and replays); error
+    retries without a server hint start at 0.5 s.
+    """
+    base = opts.backoff_initial if first is None else first
+    delay: float = min(opts.backoff_max, base * 2**step)
+    return delay * random.uniform(0.75, 1.0)
+
+
 def _retry_delay(error: APIError, attempt: int, opts: SessionOptions) -> Optional[float]:
     """Seconds to wait before retrying ``error``, or ``None`` if not retryable."""
     status = error.status or 0
@@ -666,8 +675,7 @@ def _retry_delay(error: APIError, attempt: int, opts: SessionOptions) -> Optiona
             hint = float(match.group(1)) / (1000.0 if match.group(2).lower() == "ms" else 1.0)
     if hint is not None and 0 <= hint <= 60:
         return hint
-    delay: float = min(opts.backoff_max, 0.5 * 2**attempt)
-    return delay * random.uniform(0.75, 1.0)
+    return _backoff(opts, attempt, first=0.5)
 
 
 def _error_from_event(event: ErrorEvent, body: Mapping[str, Any]) -> APIError:
@@ -1116,8 +1124,7 @@ def _recover(engine: _Engine, request: _Request, lost: _Lost) -> bool:
         )
     if request.replays:
         # Sockets keep dying under this request: slow down before the next try.
-        delay = min(opts.backoff_max, opts.backoff_initial * 2 ** (request.replays - 1))
-        engine.pause(delay * random.uniform(0.75, 1.0))
+        engine.pause(_backoff(opts, request.replays - 1))
     request.replays += 1
     engine.count("replays")
     log.info("replaying request %d on a new connection (code=%s)", request.key, lost.code)

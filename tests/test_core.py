@@ -212,7 +212,7 @@ def test_inbox_delivers_in_order_and_ends_with_terminal() -> None:
     assert inbox.put("a", 1)
     assert inbox.put("b", 1, terminal=True)
     assert not inbox.put("c", 1)
-    assert [inbox.get(), inbox.get()] == ["a", "b"]
+    assert inbox.get_all() == ["a", "b"]
     assert inbox.closed
 
 
@@ -220,11 +220,11 @@ def test_inbox_timeout_loses_nothing() -> None:
     """A timed-out get raises TimeoutError and a later get still sees the item."""
     inbox = Inbox(max_events=10, max_bytes=1000)
     with pytest.raises(TimeoutError):
-        inbox.get(time.monotonic() + 0.01)
+        inbox.get_all(time.monotonic() + 0.01)
     with pytest.raises(RequestTimeoutError):
-        inbox.get(time.monotonic() - 1)
+        inbox.get_all(time.monotonic() - 1)
     inbox.put("late", 4)
-    assert inbox.get(time.monotonic() + 1) == "late"
+    assert inbox.get_all(time.monotonic() + 1) == ["late"]
 
 
 def test_inbox_overflow_fails_only_the_consumer() -> None:
@@ -232,7 +232,7 @@ def test_inbox_overflow_fails_only_the_consumer() -> None:
     inbox = Inbox(max_events=3, max_bytes=10_000)
     results = [inbox.put(i, 1) for i in range(5)]
     assert results == [True, True, True, False, False]
-    item = inbox.get()
+    (item,) = inbox.get_all()
     assert isinstance(item, Failure) and isinstance(item.exc, ConsumerTooSlowError)
 
 
@@ -241,14 +241,15 @@ def test_inbox_byte_bound() -> None:
     inbox = Inbox(max_events=100, max_bytes=10)
     assert inbox.put("a", 6)
     assert not inbox.put("b", 6)
-    assert isinstance(inbox.get(), Failure)
+    (item,) = inbox.get_all()
+    assert isinstance(item, Failure)
 
 
 def test_inbox_wakes_a_blocked_waiter() -> None:
     """A put from another thread wakes a consumer blocked without a deadline."""
     inbox = Inbox(max_events=10, max_bytes=1000)
     got: list = []
-    thread = threading.Thread(target=lambda: got.append(inbox.get()))
+    thread = threading.Thread(target=lambda: got.extend(inbox.get_all()))
     thread.start()
     time.sleep(0.05)
     inbox.fail(RuntimeError("x"))
