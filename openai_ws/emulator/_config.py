@@ -76,7 +76,10 @@ class EmulatorConfig:
     """Largest inbound WebSocket message in bytes; a bigger one closes the socket with 1009."""
 
     server_ping_interval: Optional[float] = None
-    """Send a WebSocket ping this often (seconds); a missing pong drops the connection."""
+    """Ping an idle WebSocket this often (seconds).
+
+    A pong later than half the interval drops the connection (aiohttp's heartbeat).
+    """
 
     sse_done: bool = False
     """Append ``data: [DONE]`` after the terminal event of an SSE stream."""
