@@ -158,7 +158,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         names = {"fallback": "close->answer", "total": "send->answer"}
         for name in ("fallback", "total", "second", "plain"):
             values = ", ".join(f"{t * 1e3:.2f}" for t in times[name])
-            print(f"  {names.get(name, name):<13} median {median(times[name]) * 1e3:6.2f}  ({values})")
+            label_ = names.get(name, name)
+            print(f"  {label_:<13} median {median(times[name]) * 1e3:6.2f}  ({values})")
         goals.append(
             Goal(
                 SCRIPT,
