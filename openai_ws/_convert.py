@@ -256,6 +256,15 @@ _converter.register_structure_hook_func(lambda t: t == Dict[str, str], _structur
 _converter.register_structure_hook_factory(_is_json_union, _make_json_union_hook)
 
 
+# Each scalar's hook, and the exact types it returns unchanged (see the hooks above).
+_SCALARS: Dict[Any, Tuple[Tuple[type, ...], _StructureFn]] = {
+    str: ((str,), _structure_str),
+    int: ((int,), _structure_int),
+    float: ((float, int), _structure_float),
+    bool: ((bool,), _structure_bool),
+}
+
+
 def _is_optional(tp: Any) -> bool:
     args = get_args(tp)
     return get_origin(tp) is Union and len(args) == 2 and type(None) in args
@@ -268,6 +277,18 @@ def _make_optional_hook(tp: Any) -> _StructureFn:
     dispatch (a Response has some twenty optional fields).
     """
     (inner,) = [arg for arg in get_args(tp) if arg is not type(None)]
+    scalar_entry = _SCALARS.get(inner)
+    if scalar_entry is not None:
+        # A scalar: one type test in this function, no second call.
+        accepted, check = scalar_entry
+
+        def scalar(value: Any, _: Any) -> Any:
+            if value is None or type(value) in accepted:
+                return value
+            return check(value, inner)  # a str or bool subclass passes; the rest raise
+
+        return scalar
+
     resolved: List[_StructureFn] = []
 
     def hook(value: Any, _: Any) -> Any:
@@ -340,8 +361,10 @@ def _generate(cls: type, **overrides: Any) -> _StructureFn:
         return generated
 
     def structure(obj: Any, tp: Any) -> Any:
-        if any(obj.get(name, 0) is None for name in nullable):
-            obj = {k: v for k, v in obj.items() if v is not None or k not in nullable}
+        for name in nullable:
+            if name in obj and obj[name] is None:
+                obj = {k: v for k, v in obj.items() if v is not None or k not in nullable}
+                break
         return generated(obj, tp)
 
     return structure

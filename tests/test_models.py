@@ -637,6 +637,12 @@ def test_response_request_round_trip_through_json() -> None:
         ({"status": 1}, "status"),
         ({"created_at": "yesterday"}, "created_at"),
         ({"store": "true"}, "store"),
+        ({"store": 1}, "store"),
+        ({"max_output_tokens": True}, "max_output_tokens"),
+        ({"max_output_tokens": 2.0}, "max_output_tokens"),
+        ({"temperature": "0.5"}, "temperature"),
+        ({"temperature": False}, "temperature"),
+        ({"previous_response_id": 5}, "previous_response_id"),
         ({"usage": {"input_tokens": "36"}}, "usage.input_tokens"),
         ({"usage": {"input_tokens": 1.5}}, "usage.input_tokens"),
         ({"usage": []}, "usage"),
@@ -664,6 +670,16 @@ def test_malformed_response_raises_protocol_error_naming_the_field(
     assert info.value.field == field
     assert repr(field) in str(info.value)
     assert info.value.__cause__ is not None
+
+
+def test_optional_scalars_keep_their_values_and_types() -> None:
+    """Optional numbers, strings and booleans come back as sent; an int is a valid float."""
+    response = parse_response(
+        full_response(temperature=1, top_p=0.25, max_output_tokens=7, store=True, user=None)
+    )
+    assert (response.temperature, type(response.temperature)) == (1, int)
+    assert response.top_p == 0.25
+    assert (response.max_output_tokens, response.store, response.user) == (7, True, None)
 
 
 def test_parse_response_refuses_a_non_object() -> None:
