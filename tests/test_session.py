@@ -25,6 +25,7 @@ from openai_ws import (
     ResponseCreateRequest,
     ResponseOutputTextDelta,
     SessionClosedError,
+    TransportError,
     UnknownEvent,
 )
 from openai_ws.client import websocket_url
@@ -463,20 +464,37 @@ def test_server_pings_are_answered_between_turns() -> None:
         assert server.stats.get("ws_connections") == 1
 
 
-def test_tls_verification_can_be_turned_off_and_client_certs_load(tmp_path: Any) -> None:
-    """verify=False accepts an unknown CA; client_cert is loaded into the TLS context."""
-    import trustme
-
+def test_tls_verification_can_be_turned_off(tmp_path: Any) -> None:
+    """verify=False accepts an unknown CA; an unreadable client_cert is a ConnectError."""
     with Emulator(api_key=KEY, tls=True) as server:
         client = OpenAI(api_key=KEY, base_url=server.base_url, verify=False, max_retries=0)
         with client.ws_session() as session:
             assert session.send(ask("unverified")).output_text == "unverified"
-    ca = trustme.CA()
-    pem = tmp_path / "client.pem"
-    ca.issue_cert("client.example").private_key_and_cert_chain_pem.write_to_path(str(pem))
-    OpenAI(api_key=KEY, base_url="https://h/v1", client_cert=str(pem))._ssl_context()
     with pytest.raises(ConnectError, match="TLS settings"):
         OpenAI(api_key=KEY, base_url="https://h/v1", client_cert="/nope.pem").ws_session()
+
+
+def test_client_certificate_reaches_the_server_over_ws_and_http(tmp_path: Any) -> None:
+    """Mutual TLS: with client_cert the WebSocket and HTTP both work; without it neither does."""
+    with Emulator(api_key=KEY, tls=True, client_auth=True) as server:
+        pem = tmp_path / "client.pem"
+        pem.write_bytes(server.client_cert_pem())
+        trusted = {"api_key": KEY, "base_url": server.base_url, "ca_bundle": server.ca_file}
+        client = OpenAI(**trusted, client_cert=str(pem), max_retries=0)
+        with client.ws_session() as session:
+            assert session.send(ask("mutual")).output_text == "mutual"
+            assert (session.stats.connects, session.stats.http_fallbacks) == (1, 0)
+        assert client.responses.create(ask("over https")).output_text == "over https"
+        client.close()
+        assert server.stats.get("ws_connections") == 1
+
+        anonymous = OpenAI(**trusted, max_retries=0)
+        with anonymous.ws_session(reconnect_attempts=1) as session, pytest.raises(TransportError):
+            session.send(ask("who are you"))
+        with pytest.raises(TransportError):
+            anonymous.responses.create(ask("who are you"))
+        anonymous.close()
+        assert server.stats.get("ws_connections") == 1
 
 
 def test_oversized_message_closes_the_socket_not_the_reader(client: OpenAI) -> None:

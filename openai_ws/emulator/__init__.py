@@ -85,7 +85,8 @@ mid-stream ``error``, ``response.failed``) evicts that parent; a failed fork
 from another lane does not. HTTP uses the store only.
 
 Test helpers on ``Emulator``: ``stored(id)``, ``disconnect_all(code)`` (1006
-drops TCP), ``reset_attempts()``, ``ssl_context()``, ``stats`` (see
+drops TCP), ``reset_attempts()``, ``ssl_context()``, ``client_cert_pem()`` (with
+``Emulator(tls=True, client_auth=True)``, mutual TLS), ``stats`` (see
 ``EmulatorStats``), and the live ``config``.
 
 Choices where the service is undocumented (PROTOCOL.md section 9): after

@@ -55,6 +55,7 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         tls: bool = False,
+        client_auth: bool = False,
         config: Optional[EmulatorConfig] = None,
         start_timeout: float = 10.0,
         stop_timeout: float = 5.0,
@@ -66,6 +67,8 @@ class Emulator:
         :param host: interface to bind; loopback by default.
         :param port: port to bind; 0 picks a free one on the first ``start``.
         :param tls: serve ``https``/``wss`` with a throw-away trustme CA (``ca_file``).
+        :param client_auth: with ``tls``, require a client certificate issued by
+            that CA (mutual TLS; see :meth:`client_cert_pem`).
         :param config: live settings; a fresh ``EmulatorConfig()`` by default.
         :param start_timeout: seconds ``start`` waits for the server to listen.
         :param stop_timeout: seconds ``stop`` waits for the loop thread to end.
@@ -73,7 +76,9 @@ class Emulator:
         self._api_key = api_key
         self._host = host
         self._port = port
-        self._tls = TlsMaterial() if tls else None
+        if client_auth and not tls:
+            raise ValueError("client_auth needs tls=True")
+        self._tls = TlsMaterial(client_auth=client_auth) if tls else None
         self._state = ServerState(api_key=api_key, config=config or EmulatorConfig())
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -166,6 +171,15 @@ class Emulator:
         if self._tls is None:
             raise RuntimeError("the emulator was created with tls=False")
         return self._tls.client_context()
+
+    def client_cert_pem(self, name: str = "client.openai-ws.test") -> bytes:
+        """A client certificate this emulator's CA issued: key and chain as PEM (tls only).
+
+        Write it to a file and pass the path as ``OpenAI(client_cert=...)``.
+        """
+        if self._tls is None:
+            raise RuntimeError("the emulator was created with tls=False")
+        return self._tls.client_cert_pem(name)
 
     def disconnect_all(self, code: int = 1001) -> int:
         """Close every open WebSocket with ``code`` (1006: drop TCP); return how many."""

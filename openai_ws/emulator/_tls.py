@@ -21,9 +21,14 @@ __all__ = ["TlsMaterial"]
 
 
 class TlsMaterial:
-    """CA + server certificate of one emulator; reused across restarts."""
+    """CA + server certificate of one emulator; reused across restarts.
 
-    def __init__(self) -> None:
+    With ``client_auth`` the server asks every client for a certificate and
+    accepts only those issued by the same CA (:meth:`client_cert_pem`).
+    """
+
+    def __init__(self, *, client_auth: bool = False) -> None:
+        self.client_auth = client_auth
         self._ca = trustme.CA(organization_name="openai-ws emulator")
         self._server_cert = self._ca.issue_cert("127.0.0.1", "localhost", "::1")
         self._dir = tempfile.mkdtemp(prefix="openai-ws-emulator-")
@@ -35,7 +40,17 @@ class TlsMaterial:
         """An SSL context for the listening socket."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._server_cert.configure_cert(context)
+        if self.client_auth:
+            context.verify_mode = ssl.CERT_REQUIRED
+            self._ca.configure_trust(context)
         return context
+
+    def client_cert_pem(self, name: str = "client.openai-ws.test") -> bytes:
+        """A new client certificate from this CA: private key then chain, as PEM bytes.
+
+        Nothing is written to disk here; the caller decides where the key goes.
+        """
+        return self._ca.issue_cert(name).private_key_and_cert_chain_pem.bytes()
 
     def client_context(self) -> ssl.SSLContext:
         """A verifying client context that trusts this CA (handy in tests)."""
