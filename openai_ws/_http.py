@@ -62,6 +62,15 @@ Retries (:class:`_Retry`, a small subclass of urllib3's ``Retry``)
     response headers is retried: once :meth:`HTTPTransport.stream` has yielded
     an event, nothing is replayed.
 
+Cancelling from another thread (:class:`Cancellation`)
+    A call given a ``cancel`` token records the connection it is using (a
+    subclass of urllib3's connection classes does that when it connects and
+    when it sends, in the calling thread). ``cancel()`` from any thread shuts
+    that socket down, so a blocked connect, send or read returns at once, and
+    a retry wait ends early; the call then raises the token's error and is
+    never retried. Only the connection the call holds at that moment is
+    touched: it is forgotten before it goes back to the pool.
+
 Errors
     A non-2xx answer becomes the :class:`~openai_ws.errors.APIError` subclass
     for its status, built from ``body["error"]`` (or from the text of a body
@@ -78,18 +87,35 @@ Errors
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
+import socket
 import ssl
+import threading
+import time
 import weakref
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+)
 from urllib.parse import quote
 
 import requests
 import requests.adapters
 import requests.auth
 import requests.exceptions
+import urllib3.connection
+import urllib3.connectionpool
 import urllib3.exceptions
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
@@ -112,7 +138,7 @@ from .models import Response
 if TYPE_CHECKING:
     from urllib3.response import BaseHTTPResponse
 
-__all__ = ["MAX_RETRY_AFTER", "HTTPTransport", "SSEDecoder"]
+__all__ = ["MAX_RETRY_AFTER", "Cancellation", "HTTPTransport", "SSEDecoder"]
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +156,136 @@ POOL_MAXSIZE = 32
 _SSE_CONTENT_TYPE = "text/event-stream"
 _DONE = b"[DONE]"
 _BOM = b"\xef\xbb\xbf"
+
+
+# --------------------------------------------------------------------------
+# Cancellation
+# --------------------------------------------------------------------------
+
+
+class _Cancelled(Exception):
+    """Raised inside urllib3 when the call's token is cancelled.
+
+    Deliberately not an ``OSError`` or urllib3 error, so urllib3 does not retry
+    it and requests does not wrap it: it reaches :meth:`HTTPTransport._send`.
+    """
+
+
+class Cancellation:
+    """Lets another thread abort HTTP calls that were given this token.
+
+    ``error`` makes the exception those calls raise once cancelled (the
+    session passes one that says it was closed). :meth:`cancel` is
+    idempotent and safe from any thread.
+    """
+
+    def __init__(self, error: Callable[[], OpenAIWSError]) -> None:
+        self._error = error
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._conn: Any = None  # the connection the call holds now, if any
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def error(self) -> OpenAIWSError:
+        """The exception a cancelled call raises."""
+        return self._error()
+
+    def cancel(self) -> None:
+        """Mark the token cancelled and shut down the socket its call is using."""
+        with self._lock:
+            self._event.set()
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            _shut(conn)
+
+    def _hold(self, conn: Any) -> None:
+        """The calling thread is about to use ``conn`` (raises if cancelled)."""
+        with self._lock:
+            if self._event.is_set():
+                raise _Cancelled()
+            self._conn = conn
+
+    def _release(self) -> None:
+        """The call no longer uses its connection (it goes back to the pool)."""
+        with self._lock:
+            self._conn = None
+
+    def _pause(self, seconds: float) -> None:
+        """A retry wait that ends (raising) as soon as the token is cancelled."""
+        self._release()
+        if self._event.wait(seconds):
+            raise _Cancelled()
+
+
+_calling = threading.local()  # .token: the Cancellation of this thread's current call
+
+
+def _current_token() -> Optional[Cancellation]:
+    return getattr(_calling, "token", None)
+
+
+def _shut(conn: Any) -> None:
+    """Shut a connection's socket down at the OS level (wakes a blocked reader)."""
+    sock = getattr(conn, "sock", None)
+    if sock is None:
+        return
+    # The plain socket method, also for an SSLSocket: another thread may be
+    # inside SSL_read, and only the file descriptor may be touched.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _CancellableMixin:
+    """Connection hooks, run in the calling thread: tell the call's token."""
+
+    def connect(self) -> None:
+        token = _current_token()
+        if token is not None:
+            token._hold(self)
+        super().connect()  # type: ignore[misc]
+        if token is not None:
+            token._hold(self)  # cancelled while connecting: raises now
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        token = _current_token()
+        if token is not None:
+            token._hold(self)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_CancellableMixin, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_CancellableMixin, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOL_CLASSES = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, with pools whose connections report to the call's token."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
+        return manager
 
 
 # --------------------------------------------------------------------------
@@ -229,6 +385,22 @@ class _Retry(Retry):
             return 0.0
         delay = min(BACKOFF_MAX, BACKOFF_INITIAL * (2 ** (retries - 1)))
         return float(delay * (1.0 - 0.25 * random.random()))
+
+    def sleep(self, response: Optional[BaseHTTPResponse] = None) -> None:
+        # As urllib3's: the server's hint, else the backoff; but a cancelled
+        # call stops waiting at once.
+        delay = None
+        if self.respect_retry_after_header and response is not None:
+            delay = self.get_retry_after(response)
+        if not delay:
+            delay = self.get_backoff_time()
+        if delay <= 0:
+            return
+        token = _current_token()
+        if token is None:
+            time.sleep(delay)
+        else:
+            token._pause(delay)
 
 
 def _is_certificate_error(error: BaseException) -> bool:
@@ -403,9 +575,7 @@ class HTTPTransport:
             raise_on_status=False,
             raise_on_redirect=False,
         )
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=retry
-        )
+        adapter = _Adapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=retry)
         session = requests.Session()
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -426,18 +596,29 @@ class HTTPTransport:
 
     # -- public ---------------------------------------------------------------
 
-    def create(self, body: Mapping[str, Any], *, timeout: Optional[float] = None) -> Response:
+    def create(
+        self,
+        body: Mapping[str, Any],
+        *,
+        timeout: Optional[float] = None,
+        cancel: Optional[Cancellation] = None,
+    ) -> Response:
         """``POST /responses`` and return the whole :class:`Response`.
 
         ``body`` is sent exactly as given. It must not ask for ``stream: true``
-        (:class:`ValueError`); use :meth:`stream` for that.
+        (:class:`ValueError`); use :meth:`stream` for that. ``cancel`` lets
+        another thread abort the call (it then raises ``cancel.error()``).
         """
         if body.get("stream"):
             raise ValueError("create() expects a body without stream=true; use stream()")
-        return parse_response(self._json("POST", self._responses_url, body, timeout))
+        return parse_response(self._json("POST", self._responses_url, body, timeout, cancel))
 
     def stream(
-        self, body: Mapping[str, Any], *, timeout: Optional[float] = None
+        self,
+        body: Mapping[str, Any],
+        *,
+        timeout: Optional[float] = None,
+        cancel: Optional[Cancellation] = None,
     ) -> Iterator[ServerEvent]:
         """``POST /responses`` with ``stream: true``; yield typed events.
 
@@ -452,11 +633,12 @@ class HTTPTransport:
         :class:`~openai_ws.errors.ProtocolError`. The request is sent on the
         first ``next()``; closing the generator early closes the connection.
         After the terminal event the rest of the body (which the server ends
-        there) is read, so that the connection can be reused.
+        there) is read, so that the connection can be reused. ``cancel`` lets
+        another thread abort the stream (it then raises ``cancel.error()``).
         """
         payload = dict(body)
         payload["stream"] = True
-        return self._stream(payload, timeout)
+        return self._stream(payload, timeout, cancel)
 
     def retrieve(self, response_id: str) -> Response:
         """``GET /responses/{id}``: a stored response."""
@@ -466,7 +648,7 @@ class HTTPTransport:
     def delete(self, response_id: str) -> None:
         """``DELETE /responses/{id}``."""
         url = f"{self._responses_url}/{quote(response_id, safe='')}"
-        response = self._send("DELETE", url, None, None, stream=False)
+        response = self._send("DELETE", url, None, None, stream=False, cancel=None)
         try:
             if response.status_code >= 300:
                 raise self._api_error(response)
@@ -488,8 +670,13 @@ class HTTPTransport:
         timeout: Optional[float],
         *,
         stream: bool,
+        cancel: Optional[Cancellation],
     ) -> requests.Response:
-        """Send one request (with retries) and return the response, headers read."""
+        """Send one request (with retries) and return the response, headers read.
+
+        With ``cancel``, the connection stays recorded on the token until the
+        caller calls ``cancel._release()`` (after reading the body).
+        """
         if self._closed:
             raise TransportError("the HTTP transport is closed")
         headers: Dict[str, str] = {}
@@ -500,6 +687,8 @@ class HTTPTransport:
         if stream:
             headers["Accept"] = _SSE_CONTENT_TYPE
         read_timeout = self._timeout if timeout is None else timeout
+        outer = _current_token()
+        _calling.token = cancel
         try:
             return self._session.request(
                 method,
@@ -513,8 +702,15 @@ class HTTPTransport:
                 cert=self._cert,
                 proxies=self._proxies,
             )
+        except _Cancelled:
+            assert cancel is not None
+            raise cancel.error() from None
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if cancel is not None and cancel.cancelled:
+                raise cancel.error() from exc
             raise self._translate(exc, f"{method} {url}") from exc
+        finally:
+            _calling.token = outer
 
     def _json(
         self,
@@ -522,13 +718,18 @@ class HTTPTransport:
         url: str,
         body: Optional[Mapping[str, Any]],
         timeout: Optional[float],
+        cancel: Optional[Cancellation] = None,
     ) -> Mapping[str, Any]:
-        response = self._send(method, url, body, timeout, stream=False)
+        response = self._send(method, url, body, timeout, stream=False, cancel=cancel)
         try:
             if response.status_code >= 300:
                 raise self._api_error(response)
-            raw = self._body(response)
+            raw = self._body(response, cancel)
+            if cancel is not None and cancel.cancelled:
+                raise cancel.error()  # the body may have been cut short
         finally:
+            if cancel is not None:
+                cancel._release()
             response.close()
         try:
             obj = json.loads(raw)
@@ -538,8 +739,11 @@ class HTTPTransport:
             raise ProtocolError(f"{method} {url}: the answer is not a JSON object")
         return obj
 
-    def _stream(self, body: Mapping[str, Any], timeout: Optional[float]) -> Iterator[ServerEvent]:
-        response = self._send("POST", self._responses_url, body, timeout, stream=True)
+    def _stream(
+        self, body: Mapping[str, Any], timeout: Optional[float], cancel: Optional[Cancellation]
+    ) -> Iterator[ServerEvent]:
+        url = self._responses_url
+        response = self._send("POST", url, body, timeout, stream=True, cancel=cancel)
         finished = False  # the body was (or will be) read to its end
         count = 0  # events yielded
         response_id: Optional[str] = None
@@ -556,6 +760,8 @@ class HTTPTransport:
                 try:
                     chunk = next(chunks, None)
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    if cancel is not None and cancel.cancelled:
+                        raise cancel.error() from exc
                     raise _stream_error(exc, count, response_id) from exc
                 for _name, data in decoder.feed(chunk) if chunk is not None else decoder.flush():
                     event = _parse_data(data)
@@ -576,18 +782,24 @@ class HTTPTransport:
                     count += 1
                     yield event
                 if chunk is None:
+                    if cancel is not None and cancel.cancelled:
+                        raise cancel.error()
                     raise _stream_error(None, count, response_id)
         finally:
             if finished:
                 # The server ends the body right after the terminal event; read
                 # that last bit so the connection goes back to the pool.
                 response.raw.drain_conn()
+            if cancel is not None:
+                cancel._release()
             response.close()
 
-    def _body(self, response: requests.Response) -> bytes:
+    def _body(self, response: requests.Response, cancel: Optional[Cancellation] = None) -> bytes:
         try:
             return _read_body(response)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if cancel is not None and cancel.cancelled:
+                raise cancel.error() from exc
             raise self._translate(exc, "reading the answer") from exc
 
     def _api_error(self, response: requests.Response) -> APIError:

@@ -77,7 +77,7 @@ from .events import (
 from .models import Response, ResponseCreateRequest
 
 if TYPE_CHECKING:
-    from ._http import HTTPTransport
+    from ._http import Cancellation, HTTPTransport
 
 __all__ = ["Session", "SessionStats"]
 
@@ -235,6 +235,8 @@ class _Engine:
         self._keys = itertools.count(1)
         self._stats: Dict[str, int] = dict.fromkeys(attrs.fields_dict(SessionStats), 0)
         self._http_only_reason: Optional[str] = None
+        # Tokens of the HTTP calls running now; close() cancels them.
+        self._http_calls: Set[Cancellation] = set()
         # Replaced, never mutated, so callers may read it without the lock.
         self._http_shapes: FrozenSet[Tuple[str, ...]] = frozenset()
 
@@ -545,15 +547,31 @@ class _Engine:
         with self._lock:
             self._connections.discard(conn)
 
+    def begin_http_call(self) -> Cancellation:
+        """A token for one HTTP call, which :meth:`close` cancels."""
+        from ._http import Cancellation  # loaded with requests, on first HTTP use
+
+        token = Cancellation(lambda: SessionClosedError("the session was closed"))
+        with self._lock:
+            if self._closed:
+                raise SessionClosedError("the session is closed")
+            self._http_calls.add(token)
+        return token
+
+    def end_http_call(self, token: Cancellation) -> None:
+        with self._lock:
+            self._http_calls.discard(token)
+
     # -- shutting down --------------------------------------------------------
 
     def close(self) -> None:
-        """Fail pending requests, close every socket, join every reader."""
+        """Fail pending requests, cancel HTTP calls, close every socket, join every reader."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._closed_event.set()
+            http_calls = list(self._http_calls)
             connections = list(self._connections)
             self._conn = None
             waiting = [r for c in connections for r in c.requests.values()]
@@ -561,6 +579,8 @@ class _Engine:
                 conn.closing = True
         for request in waiting:
             request.inbox.fail(SessionClosedError("the session was closed"))
+        for token in http_calls:
+            token.cancel()
         current = threading.current_thread()
         deadline = time.monotonic() + self.options.close_timeout
         for conn in connections:
@@ -741,8 +761,9 @@ class Session:
         """Close the session; idempotent.
 
         Requests still waiting in other threads fail at once with
-        :class:`~openai_ws.errors.SessionClosedError`; a 1000 close frame is
-        sent; the reader thread is joined (bounded by ``close_timeout``).
+        :class:`~openai_ws.errors.SessionClosedError`, also those running over
+        HTTP (their sockets are shut down); a 1000 close frame is sent; the
+        reader thread is joined (bounded by ``close_timeout``).
         """
         self._finalizer()
 
@@ -975,16 +996,22 @@ def _over_http(
     # stream_id names a WebSocket lane; it has no meaning over HTTP.
     body = {k: v for k, v in request.body.items() if k != "stream_id"}
     timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
-    if request.whole:
-        # send() wants the response, not its events: one JSON answer is
-        # cheaper than a stream (measured by benchmarks/fallback_cost.py).
-        response = http().create(body, timeout=timeout)
-        request.delivered += 1
-        yield _TERMINAL_BY_STATUS.get(response.status or "", ResponseCompleted)(response=response)
-        return
-    for event in http().stream(body, timeout=timeout):
-        request.delivered += 1
-        yield event
+    transport = http()
+    token = engine.begin_http_call()  # close() aborts the call through it
+    try:
+        if request.whole:
+            # send() wants the response, not its events: one JSON answer is
+            # cheaper than a stream (measured by benchmarks/fallback_cost.py).
+            response = transport.create(body, timeout=timeout, cancel=token)
+            request.delivered += 1
+            terminal = _TERMINAL_BY_STATUS.get(response.status or "", ResponseCompleted)
+            yield terminal(response=response)
+            return
+        for event in transport.stream(body, timeout=timeout, cancel=token):
+            request.delivered += 1
+            yield event
+    finally:
+        engine.end_http_call(token)
 
 
 def _events(

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from openai_ws._http import HTTPTransport, SSEDecoder
+from openai_ws._http import Cancellation, HTTPTransport, SSEDecoder
 from openai_ws.errors import (
     APIError,
     AuthenticationError,
@@ -1054,3 +1054,116 @@ def test_explicit_proxy_is_used_over_environment(
     finally:
         transport.close()
     assert scripted.seen[0].path == "http://api.example.invalid/v1/responses"
+
+
+# --------------------------------------------------------------------------
+# Cancellation from another thread
+# --------------------------------------------------------------------------
+
+
+class _Stopped(TransportError):
+    """The error a cancelled call raises in these tests."""
+
+
+def _token() -> Cancellation:
+    return Cancellation(lambda: _Stopped("stopped by another thread"))
+
+
+def _cancel_after(token: Cancellation, seconds: float) -> threading.Timer:
+    timer = threading.Timer(seconds, token.cancel)
+    timer.start()
+    return timer
+
+
+@pytest.mark.parametrize("kind", ["create", "stream"])
+def test_cancel_aborts_a_call_waiting_for_the_server(
+    emu: Any, http: HTTPTransport, kind: str
+) -> None:
+    """cancel() from another thread ends a call blocked on a slow answer at once."""
+    token = _token()
+    body = _body("slow", emulator_ttft="10")
+    timer = _cancel_after(token, 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(_Stopped):
+            if kind == "create":
+                http.create(body, cancel=token)
+            else:
+                list(http.stream(body, cancel=token))
+    finally:
+        timer.join()
+    assert time.monotonic() - started < 5, "the call waited for the server"
+    assert token.cancelled
+    assert http.create(_body("the pool still works")).output_text == "the pool still works"
+
+
+def test_cancel_aborts_a_stream_between_events(http: HTTPTransport) -> None:
+    """A stream cancelled after its first events raises on the next read, promptly."""
+    token = _token()
+    events = http.stream(_body("one two three four", emulator_token_interval="10"), cancel=token)
+    first = next(events)
+    assert first.type == "response.created"
+    timer = _cancel_after(token, 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(_Stopped):
+            for _ in events:
+                pass
+    finally:
+        timer.join()
+    assert time.monotonic() - started < 5
+
+
+def test_a_cancelled_token_sends_nothing(emu: Any, http: HTTPTransport) -> None:
+    """A call whose token is already cancelled raises without reaching the server."""
+    http.create(_body("warm the pool"))
+    before = _creates(emu)
+    token = _token()
+    token.cancel()
+    with pytest.raises(_Stopped):
+        http.create(_body("never sent"), cancel=token)
+    assert _creates(emu) == before
+
+
+def test_cancel_cuts_a_retry_wait_short(emu: Any, http: HTTPTransport) -> None:
+    """A call waiting out a 5 s Retry-After stops waiting when cancelled, without a retry."""
+    before = _creates(emu)
+    token = _token()
+    timer = _cancel_after(token, 0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(_Stopped):
+            http.create(
+                _body(
+                    "rate limited",
+                    emulator_error="rate_limit_exceeded",
+                    emulator_error_times="1",
+                    emulator_retry_after="5",
+                ),
+                cancel=token,
+            )
+    finally:
+        timer.join()
+    assert time.monotonic() - started < 3
+    assert _creates(emu) - before == 1
+
+
+def test_cancel_leaves_other_calls_on_the_pool_alone(http: HTTPTransport) -> None:
+    """Cancelling one thread's call never breaks another thread's call on the same pool."""
+    results: List[str] = []
+
+    def other() -> None:
+        answer = http.create(_body("still here", emulator_ttft="0.6"))
+        results.append(answer.output_text)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    token = _token()
+    timer = _cancel_after(token, 0.2)
+    try:
+        with pytest.raises(_Stopped):
+            http.create(_body("cancel me", emulator_ttft="10"), cancel=token)
+    finally:
+        timer.join()
+        thread.join(10)
+    assert results == ["still here"]

@@ -428,6 +428,43 @@ def test_counters_are_visible(emu: Emulator) -> None:
     assert stats.retries == 1
 
 
+@pytest.mark.parametrize("mode", ["send", "stream"])
+def test_close_cuts_an_http_request_short(mode: str) -> None:
+    """close() from another thread ends requests running over HTTP at once, with
+    SessionClosedError, rather than after the server's slow answer."""
+    with Emulator(api_key=KEY, config=EmulatorConfig(upgrade_status=426)) as server:
+        client = OpenAI(api_key=KEY, base_url=server.base_url, max_retries=0)
+        session = client.ws_session()
+        errors: List[BaseException] = []
+
+        def wait(text: str) -> None:
+            request = ask(text, emulator_ttft="20")
+            try:
+                if mode == "send":
+                    session.send(request)
+                else:
+                    list(session.stream(request))
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=wait, args=(f"slow {i}",)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 5
+        while server.stats.get("http_creates") < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert session.stats.http_fallbacks == 4
+        started = time.monotonic()
+        session.close()
+        for thread in threads:
+            thread.join(5)
+        assert not any(t.is_alive() for t in threads) and time.monotonic() - started < 2
+        assert len(errors) == 4 and all(isinstance(e, SessionClosedError) for e in errors)
+        with pytest.raises(SessionClosedError):
+            session.send(ask("after close"))
+        client.close()
+
+
 def test_close_cuts_a_retry_wait_short(emu: Emulator) -> None:
     """close() during a retry's backoff wakes the waiting caller with SessionClosedError."""
     client = make_client(emu, max_retries=2)
