@@ -1010,6 +1010,13 @@ def _over_http(
         for event in transport.stream(body, timeout=timeout, cancel=token):
             request.delivered += 1
             yield event
+            # Each read waits at most the time that was left when the call
+            # started; this also bounds a stream that keeps sending events.
+            late = deadline is not None and time.monotonic() > deadline
+            if late and event.type not in TERMINAL_EVENT_TYPES:
+                raise RequestTimeoutError(
+                    f"timed out over HTTP after {request.delivered} event(s): the request ran late"
+                )
     finally:
         engine.end_http_call(token)
 

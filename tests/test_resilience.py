@@ -24,6 +24,7 @@ from openai_ws import (
     PreviousResponseNotFoundError,
     RateLimitError,
     ReplayUnsafeError,
+    RequestTimeoutError,
     Response,
     ResponseCompleted,
     ResponseCreateRequest,
@@ -486,3 +487,23 @@ def test_close_cuts_a_retry_wait_short(emu: Emulator) -> None:
     thread.join(5)
     assert not thread.is_alive() and time.monotonic() - started < 2
     assert len(errors) == 1 and isinstance(errors[0], SessionClosedError)
+
+
+def test_request_timeout_bounds_a_streaming_http_fallback() -> None:
+    """Over HTTP, a stream that keeps sending events still ends at the request's timeout."""
+    with Emulator(api_key=KEY, config=EmulatorConfig(upgrade_status=426)) as server:
+        client = OpenAI(api_key=KEY, base_url=server.base_url, max_retries=0)
+        with client.ws_session() as session:
+            request = ask(
+                "many slow words", emulator_output_tokens="200", emulator_token_interval="0.02"
+            )
+            received = []
+            started = time.monotonic()
+            with pytest.raises(RequestTimeoutError, match="over HTTP"):
+                for event in session.stream(request, timeout=0.5):
+                    received.append(event)
+            elapsed = time.monotonic() - started
+            assert 0.5 <= elapsed < 1.5, elapsed  # 200 tokens would take 4 s
+            assert received and received[0].type == "response.created"
+            assert session.send(ask("next one")).output_text == "next one"
+        client.close()
