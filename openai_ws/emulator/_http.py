@@ -30,11 +30,10 @@ from ._errors import (
     sse_error_event,
 )
 from ._runner import Outcome, dumps, run_scenario
-from ._scenario import plan_response, random_id
 from ._script import parse_script
 from ._state import ServerState
 from ._validate import validate_create
-from ._ws import finish_response
+from ._ws import context_tokens_of, finish_response, start_response, stored_parent
 
 __all__ = ["Handler", "add_routes", "make_middleware"]
 
@@ -196,28 +195,11 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
     context_tokens = 0
     parent_id = body.get("previous_response_id")
     if parent_id is not None:
-        parent = state.store_get(str(parent_id))
+        parent = await stored_parent(state, str(parent_id))
         if parent is None:
             raise previous_response_not_found(str(parent_id))
-        if config.store_lookup_delay > 0:
-            await asyncio.sleep(config.store_lookup_delay)
-        state.stats.incr("store_hits")
-        usage = parent.get("usage")
-        if isinstance(usage, dict):
-            context_tokens = int(usage.get("total_tokens") or 0)
-    scenario = plan_response(
-        body,
-        script,
-        response_id=random_id("resp_"),
-        created_at=int(time.time()),
-        ttft=config.ttft,
-        token_interval=config.token_interval,
-        output_tokens=config.output_tokens,
-        context_tokens=context_tokens,
-    )
-    if body.get("store") is not False:
-        state.store_put(scenario.initial)
-    state.stats.incr("responses_started")
+        context_tokens = context_tokens_of(parent)
+    scenario = start_response(state, body, script, context_tokens=context_tokens)
 
     def on_fault(_kind: str) -> None:
         state.stats.incr("faults_injected")

@@ -43,7 +43,7 @@ from ._errors import (
 )
 from ._lanes import LaneScheduler, is_valid_stream_id
 from ._runner import Outcome, dumps, run_scenario
-from ._scenario import plan_response, random_id
+from ._scenario import Scenario, plan_response, random_id
 from ._script import Script, parse_script
 from ._state import ServerState
 from ._validate import has_decimal_sampling, validate_create
@@ -137,6 +137,54 @@ class _WsSink:
 
     async def close(self, code: int) -> None:
         await self._conn.close(code)
+
+
+async def stored_parent(state: ServerState, parent_id: str) -> Optional[Dict[str, Any]]:
+    """A stored parent response, after ``store_lookup_delay`` and counted as a store hit.
+
+    ``None`` when the store does not have it (the caller answers
+    ``previous_response_not_found``).
+    """
+    parent = state.store_get(parent_id)
+    if parent is None:
+        return None
+    if state.config.store_lookup_delay > 0:
+        await asyncio.sleep(state.config.store_lookup_delay)
+    state.stats.incr("store_hits")
+    return parent
+
+
+def context_tokens_of(parent: Optional[Dict[str, Any]]) -> int:
+    """The parent's total token usage, which its continuation counts as input."""
+    usage = parent.get("usage") if parent is not None else None
+    return int(usage.get("total_tokens") or 0) if isinstance(usage, dict) else 0
+
+
+def start_response(
+    state: ServerState,
+    body: Dict[str, Any],
+    script: Script,
+    *,
+    context_tokens: int,
+    cached_tokens: int = 0,
+) -> Scenario:
+    """Plan a response with the server-wide settings, store it, count it as started."""
+    config = state.config
+    scenario = plan_response(
+        body,
+        script,
+        response_id=random_id("resp_"),
+        created_at=int(time.time()),
+        ttft=config.ttft,
+        token_interval=config.token_interval,
+        output_tokens=config.output_tokens,
+        context_tokens=context_tokens,
+        cached_tokens=cached_tokens,
+    )
+    if body.get("store") is not False:
+        state.store_put(scenario.initial)
+    state.stats.incr("responses_started")
+    return scenario
 
 
 def finish_response(
@@ -427,7 +475,6 @@ class WsConnection:
 
     async def _execute(self, job: _Job) -> None:
         state = self.state
-        config = state.config
         body, lane, script = job.body, job.lane, job.script
         parent_id = body.get("previous_response_id")
         same_lane = parent_id is not None and self.cache.latest_id(lane) == parent_id
@@ -453,32 +500,16 @@ class WsConnection:
                 parent: Optional[Dict[str, Any]] = found[1]
                 state.stats.incr("cache_hits")
             else:
-                parent = state.store_get(str(parent_id))
+                parent = await stored_parent(state, str(parent_id))
                 if parent is None:
                     await self.send_error(previous_response_not_found(str(parent_id)), lane)
                     return
-                if config.store_lookup_delay > 0:
-                    await asyncio.sleep(config.store_lookup_delay)
-                state.stats.incr("store_hits")
-            usage = parent.get("usage") if parent is not None else None
-            if isinstance(usage, dict):
-                context_tokens = int(usage.get("total_tokens") or 0)
-                if found is not None:
-                    cached_tokens = context_tokens
-        scenario = plan_response(
-            body,
-            script,
-            response_id=random_id("resp_"),
-            created_at=int(time.time()),
-            ttft=config.ttft,
-            token_interval=config.token_interval,
-            output_tokens=config.output_tokens,
-            context_tokens=context_tokens,
-            cached_tokens=cached_tokens,
+            context_tokens = context_tokens_of(parent)
+            if found is not None:
+                cached_tokens = context_tokens
+        scenario = start_response(
+            state, body, script, context_tokens=context_tokens, cached_tokens=cached_tokens
         )
-        if body.get("store") is not False:
-            state.store_put(scenario.initial)
-        state.stats.incr("responses_started")
         recorded = False
 
         def record(outcome: Outcome) -> None:
