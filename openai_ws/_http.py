@@ -227,6 +227,18 @@ def _current_token() -> Optional[Cancellation]:
     return getattr(_calling, "token", None)
 
 
+def _raise_if_cancelled(
+    cancel: Optional[Cancellation], cause: Optional[BaseException] = None
+) -> None:
+    """Raise the call's cancellation error, chained from ``cause``, if it was cancelled.
+
+    What a cancelled call saw (a reset, a short body, an early end) is only
+    the symptom of the shutdown: the caller gets the token's error instead.
+    """
+    if cancel is not None and cancel.cancelled:
+        raise cancel.error() from cause
+
+
 def _shut(conn: Any) -> None:
     """Shut a connection's socket down at the OS level (wakes a blocked reader)."""
     sock = getattr(conn, "sock", None)
@@ -706,8 +718,7 @@ class HTTPTransport:
             assert cancel is not None
             raise cancel.error() from None
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            if cancel is not None and cancel.cancelled:
-                raise cancel.error() from exc
+            _raise_if_cancelled(cancel, exc)
             raise self._translate(exc, f"{method} {url}") from exc
         finally:
             _calling.token = outer
@@ -725,8 +736,7 @@ class HTTPTransport:
             if response.status_code >= 300:
                 raise self._api_error(response)
             raw = self._body(response, cancel)
-            if cancel is not None and cancel.cancelled:
-                raise cancel.error()  # the body may have been cut short
+            _raise_if_cancelled(cancel)  # the body may have been cut short
         finally:
             if cancel is not None:
                 cancel._release()
@@ -760,8 +770,7 @@ class HTTPTransport:
                 try:
                     chunk = next(chunks, None)
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    if cancel is not None and cancel.cancelled:
-                        raise cancel.error() from exc
+                    _raise_if_cancelled(cancel, exc)
                     raise _stream_error(exc, count, response_id) from exc
                 for _name, data in decoder.feed(chunk) if chunk is not None else decoder.flush():
                     event = _parse_data(data)
@@ -782,8 +791,7 @@ class HTTPTransport:
                     count += 1
                     yield event
                 if chunk is None:
-                    if cancel is not None and cancel.cancelled:
-                        raise cancel.error()
+                    _raise_if_cancelled(cancel)
                     raise _stream_error(None, count, response_id)
         finally:
             if finished:
@@ -798,8 +806,7 @@ class HTTPTransport:
         try:
             return _read_body(response)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if cancel is not None and cancel.cancelled:
-                raise cancel.error() from exc
+            _raise_if_cancelled(cancel, exc)
             raise self._translate(exc, "reading the answer") from exc
 
     def _api_error(self, response: requests.Response) -> APIError:

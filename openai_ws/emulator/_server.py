@@ -23,7 +23,7 @@ from ._config import EmulatorConfig
 from ._http import add_routes, make_middleware
 from ._state import ServerState
 from ._stats import EmulatorStats
-from ._tls import TlsMaterial
+from ._tls import CLIENT_NAME, TlsMaterial
 from ._ws import open_connections, websocket_handler
 
 __all__ = ["Emulator"]
@@ -172,7 +172,7 @@ class Emulator:
             raise RuntimeError("the emulator was created with tls=False")
         return self._tls.client_context()
 
-    def client_cert_pem(self, name: str = "client.openai-ws.test") -> bytes:
+    def client_cert_pem(self, name: str = CLIENT_NAME) -> bytes:
         """A client certificate this emulator's CA issued: key and chain as PEM (tls only).
 
         Write it to a file and pass the path as ``OpenAI(client_cert=...)``.

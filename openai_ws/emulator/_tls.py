@@ -17,7 +17,10 @@ import weakref
 
 import trustme
 
-__all__ = ["TlsMaterial"]
+__all__ = ["CLIENT_NAME", "TlsMaterial"]
+
+#: The name on client certificates issued for mutual TLS, unless another is given.
+CLIENT_NAME = "client.openai-ws.test"
 
 
 class TlsMaterial:
@@ -45,7 +48,7 @@ class TlsMaterial:
             self._ca.configure_trust(context)
         return context
 
-    def client_cert_pem(self, name: str = "client.openai-ws.test") -> bytes:
+    def client_cert_pem(self, name: str = CLIENT_NAME) -> bytes:
         """A new client certificate from this CA: private key then chain, as PEM bytes.
 
         Nothing is written to disk here; the caller decides where the key goes.
