@@ -44,10 +44,7 @@ from .errors import (
     TransportError,
 )
 from .events import (
-    ResponseCompleted,
-    ResponseDone,
-    ResponseFailed,
-    ResponseIncomplete,
+    FINAL_RESPONSE_EVENTS,
     ResponseOutputTextDelta,
     ResponseRefusalDelta,
     ServerEvent,
@@ -70,7 +67,6 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 _FINISHED_STATUSES = ("completed", "incomplete")
 """Statuses of a response the next chat turn may chain from."""
 
-_TERMINAL = (ResponseCompleted, ResponseFailed, ResponseIncomplete, ResponseDone)
 
 _CHAT_HELP = """\
 commands:
@@ -341,7 +337,7 @@ def _stream_answer(session: Session, request: ResponseCreateRequest, console: _C
                 if event.delta:
                     console.write(event.delta)
                     last = event.delta
-            elif isinstance(event, _TERMINAL):
+            elif isinstance(event, FINAL_RESPONSE_EVENTS):
                 final = event.response
     finally:
         _close_events(events)

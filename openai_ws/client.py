@@ -16,15 +16,27 @@ import ssl
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, Union
 
-from ._protocol import MAX_LANE_NAMES
+from ._session.options import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_CONNECTION_AGE,
+    DEFAULT_MAX_LANES,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_MAX_QUEUE_EVENTS,
+    DEFAULT_MAX_REPLAYS,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    DEFAULT_RECONNECT_ATTEMPTS,
+    SessionOptions,
+)
 from ._version import __version__
 from .errors import ConnectError, OpenAIWSError
 from .events import ServerEvent
 from .models import Response, ResponseCreateRequest
-from .session import Session, SessionOptions, coerce_request
+from .session import Session, coerce_request
 
 if TYPE_CHECKING:  # requests is imported on first HTTP use, not with the package
-    from ._http import HTTPTransport
+    from ._transports.http import HTTPTransport
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAI", "Responses"]
 
@@ -154,7 +166,7 @@ class OpenAI:
         """
         with self._http_lock:
             if self._http is None:
-                from ._http import HTTPTransport
+                from ._transports.http import HTTPTransport
 
                 verify: Union[bool, str] = (self.ca_bundle or True) if self.verify else False
                 self._http = HTTPTransport(
@@ -179,18 +191,24 @@ class OpenAI:
     def ws_session(
         self,
         *,
+        # Lanes
         lanes: bool = True,
-        max_lanes: int = MAX_LANE_NAMES,
+        max_lanes: int = DEFAULT_MAX_LANES,
+        # Timeouts
         event_timeout: Optional[float] = None,
-        ping_interval: Optional[float] = 20.0,
-        ping_timeout: float = 60.0,
-        max_queue_events: int = 10_000,
-        max_queue_bytes: int = 64 * 1024 * 1024,
-        close_timeout: float = 5.0,
-        max_connection_age: float = 55 * 60.0,
-        reconnect_attempts: int = 4,
-        max_replays: int = 10,
-        max_message_size: Optional[int] = None,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        # Keepalive
+        ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+        ping_timeout: float = DEFAULT_PING_TIMEOUT,
+        # Limits
+        max_queue_events: int = DEFAULT_MAX_QUEUE_EVENTS,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        max_message_size: Optional[int] = DEFAULT_MAX_MESSAGE_SIZE,
+        # Recovery
+        reconnect_attempts: int = DEFAULT_RECONNECT_ATTEMPTS,
+        max_replays: int = DEFAULT_MAX_REPLAYS,
+        # Lifetime
+        max_connection_age: float = DEFAULT_MAX_CONNECTION_AGE,
     ) -> Session:
         """Open a WebSocket session (the socket connects now).
 

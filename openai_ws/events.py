@@ -22,7 +22,10 @@ from .errors import APIError, api_error_from_payload
 from .models import ContentPart, OutputItem, Response, SummaryText, _Model
 
 __all__ = [
+    "FINAL_RESPONSE_EVENTS",
     "KNOWN_EVENT_CLASSES",
+    "RESPONSE_EVENTS",
+    "RESPONSE_EVENT_TYPES",
     "TERMINAL_EVENT_TYPES",
     "ErrorEvent",
     "ErrorPayload",
@@ -607,3 +610,18 @@ def _wire_type_of(cls: type) -> str:
 KNOWN_EVENT_CLASSES: Mapping[str, type] = MappingProxyType(
     {_wire_type_of(cls): cls for cls in get_args(ServerEvent) if cls is not UnknownEvent}
 )
+
+#: The events that carry a whole :class:`~openai_ws.models.Response`, in lifecycle order.
+RESPONSE_EVENTS = (
+    ResponseCreated,
+    ResponseQueued,
+    ResponseInProgress,
+    ResponseCompleted,
+    ResponseFailed,
+    ResponseIncomplete,
+    ResponseDone,
+)
+#: Their wire types: any of them names the response id of its request.
+RESPONSE_EVENT_TYPES: FrozenSet[str] = frozenset(_wire_type_of(cls) for cls in RESPONSE_EVENTS)
+#: The terminal ones: ``isinstance(event, FINAL_RESPONSE_EVENTS)`` means "the answer is here".
+FINAL_RESPONSE_EVENTS = (ResponseCompleted, ResponseFailed, ResponseIncomplete, ResponseDone)

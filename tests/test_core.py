@@ -8,8 +8,8 @@ from typing import Any, Optional
 
 import pytest
 
-from openai_ws._inbox import Failure, Inbox
-from openai_ws._protocol import (
+from openai_ws._session.inbox import Failure, Inbox
+from openai_ws._protocol.routing import (
     MAX_LANE_NAMES,
     CloseKind,
     ConnectionCore,

@@ -10,7 +10,8 @@ import websocket
 from hypothesis import given
 from hypothesis import strategies as st
 
-from openai_ws._ws import _FrameError, _FrameReader
+from openai_ws._protocol.frames import FrameError as _FrameError
+from openai_ws._protocol.frames import FrameReader as _FrameReader
 
 
 def frame(

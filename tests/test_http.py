@@ -17,7 +17,9 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from openai_ws._http import Cancellation, HTTPTransport, SSEDecoder
+from openai_ws._protocol.sse import SSEDecoder
+from openai_ws._transports.http import HTTPTransport
+from openai_ws._transports.http_cancel import Cancellation
 from openai_ws.errors import (
     APIError,
     AuthenticationError,
@@ -650,7 +652,7 @@ def test_connection_refused_is_connect_error() -> None:
 def _hinted(headers: Dict[str, str]) -> Optional[float]:
     from urllib3.response import HTTPResponse
 
-    from openai_ws._http import _Retry
+    from openai_ws._transports.http import _Retry
 
     return _Retry(total=2).get_retry_after(HTTPResponse(body=b"", headers=headers, status=429))
 
@@ -678,7 +680,7 @@ def test_backoff_without_hint_doubles_with_jitter() -> None:
     """Without a hint the waits are 0.5 s, 1 s, 2 s ... capped at 8 s, minus at most 25 %."""
     from urllib3.util.retry import RequestHistory
 
-    from openai_ws._http import _Retry
+    from openai_ws._transports.http import _Retry
 
     entry = RequestHistory("POST", "/v1/responses", None, 500, None)
     for retries, nominal in [(1, 0.5), (2, 1.0), (3, 2.0), (6, 8.0), (9, 8.0)]:

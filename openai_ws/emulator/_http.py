@@ -29,11 +29,11 @@ from ._errors import (
     scripted_error,
     sse_error_event,
 )
+from ._responses import context_tokens_of, finish_response, start_response, stored_parent
 from ._runner import Outcome, dumps, run_scenario
 from ._script import parse_script
 from ._state import ServerState
 from ._validate import validate_create
-from ._ws import context_tokens_of, finish_response, start_response, stored_parent
 
 __all__ = ["Handler", "add_routes", "make_middleware"]
 

@@ -42,13 +42,13 @@ from ._errors import (
     ws_error_event,
 )
 from ._lanes import LaneScheduler, is_valid_stream_id
+from ._responses import context_tokens_of, finish_response, start_response, stored_parent
 from ._runner import Outcome, dumps, run_scenario
-from ._scenario import Scenario, plan_response, random_id
 from ._script import Script, parse_script
 from ._state import ServerState
 from ._validate import has_decimal_sampling, validate_create
 
-__all__ = ["WsConnection", "finish_response", "websocket_handler"]
+__all__ = ["WsConnection", "websocket_handler"]
 
 log = logging.getLogger(__name__)
 
@@ -137,86 +137,6 @@ class _WsSink:
 
     async def close(self, code: int) -> None:
         await self._conn.close(code)
-
-
-async def stored_parent(state: ServerState, parent_id: str) -> Optional[Dict[str, Any]]:
-    """A stored parent response, after ``store_lookup_delay`` and counted as a store hit.
-
-    ``None`` when the store does not have it (the caller answers
-    ``previous_response_not_found``).
-    """
-    parent = state.store_get(parent_id)
-    if parent is None:
-        return None
-    if state.config.store_lookup_delay > 0:
-        await asyncio.sleep(state.config.store_lookup_delay)
-    state.stats.incr("store_hits")
-    return parent
-
-
-def context_tokens_of(parent: Optional[Dict[str, Any]]) -> int:
-    """The parent's total token usage, which its continuation counts as input."""
-    usage = parent.get("usage") if parent is not None else None
-    return int(usage.get("total_tokens") or 0) if isinstance(usage, dict) else 0
-
-
-def start_response(
-    state: ServerState,
-    body: Dict[str, Any],
-    script: Script,
-    *,
-    context_tokens: int,
-    cached_tokens: int = 0,
-) -> Scenario:
-    """Plan a response with the server-wide settings, store it, count it as started."""
-    config = state.config
-    scenario = plan_response(
-        body,
-        script,
-        response_id=random_id("resp_"),
-        created_at=int(time.time()),
-        ttft=config.ttft,
-        token_interval=config.token_interval,
-        output_tokens=config.output_tokens,
-        context_tokens=context_tokens,
-        cached_tokens=cached_tokens,
-    )
-    if body.get("store") is not False:
-        state.store_put(scenario.initial)
-    state.stats.incr("responses_started")
-    return scenario
-
-
-def finish_response(
-    state: ServerState,
-    body: Dict[str, Any],
-    final: Dict[str, Any],
-    outcome: Outcome,
-) -> Dict[str, Any]:
-    """Record the end of a response in stats and store; return its final object."""
-    stats = state.stats
-    if outcome is Outcome.COMPLETED:
-        stats.incr("responses_completed")
-    elif outcome is Outcome.INCOMPLETE:
-        stats.incr("responses_incomplete")
-    elif outcome is Outcome.FAILED:
-        stats.incr("responses_failed")
-    else:
-        stats.incr("responses_interrupted")
-    if outcome is Outcome.ERROR:
-        final = dict(
-            final,
-            status="failed",
-            output=[],
-            completed_at=None,
-            error={
-                "code": "server_error",
-                "message": "The server had an error while processing your request.",
-            },
-        )
-    if body.get("store") is not False:
-        state.store_put(final)
-    return final
 
 
 class WsConnection:

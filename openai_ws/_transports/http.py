@@ -1,6 +1,6 @@
-"""The HTTP transport: the only module of ``openai_ws`` that imports ``requests``/``urllib3``.
+"""The HTTP transport: with :mod:`.http_cancel`, the only importer of ``requests``/``urllib3``.
 
-It speaks the plain HTTP Responses API (PROTOCOL.md §6): ``POST /responses``
+It speaks the plain HTTP Responses API (docs/protocol.md §6): ``POST /responses``
 answered with one JSON :class:`~openai_ws.models.Response` (:meth:`HTTPTransport.create`)
 or with a ``text/event-stream`` of server events (:meth:`HTTPTransport.stream`),
 ``GET`` and ``DELETE /responses/{id}``. The session uses it as the WebSocket
@@ -87,19 +87,15 @@ Errors
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import random
-import socket
 import ssl
-import threading
 import time
 import weakref
 from typing import (
     TYPE_CHECKING,
     Any,
-    Callable,
     Dict,
     Iterator,
     List,
@@ -117,11 +113,13 @@ import requests.exceptions
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
-from urllib3.exceptions import InvalidHeader, MaxRetryError, ReadTimeoutError, ResponseError
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError, ResponseError
 from urllib3.util.retry import Retry
 
-from ._convert import parse_event, parse_response
-from .errors import (
+from .._convert import parse_event, parse_response
+from .._protocol import retry as retry_rules
+from .._protocol.sse import SSEDecoder
+from ..errors import (
     APIError,
     ConnectError,
     ConnectionClosedError,
@@ -132,8 +130,16 @@ from .errors import (
     TransportError,
     api_error_from_payload,
 )
-from .events import TERMINAL_EVENT_TYPES, ErrorEvent, ServerEvent
-from .models import Response
+from ..events import TERMINAL_EVENT_TYPES, ErrorEvent, ServerEvent
+from ..models import Response
+from .http_cancel import (
+    Adapter,
+    Cancellation,
+    Cancelled,
+    calling,
+    current_token,
+    raise_if_cancelled,
+)
 
 if TYPE_CHECKING:
     from urllib3.response import BaseHTTPResponse
@@ -142,162 +148,13 @@ __all__ = ["MAX_RETRY_AFTER", "Cancellation", "HTTPTransport", "SSEDecoder"]
 
 log = logging.getLogger(__name__)
 
-#: Statuses retried by default (the official SDK's list).
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-#: Longest server retry hint (seconds) we sleep on; a longer one returns the error.
-MAX_RETRY_AFTER = 60.0
-#: Exponential backoff without a server hint: first wait and cap, in seconds.
-BACKOFF_INITIAL = 0.5
-BACKOFF_MAX = 8.0
+MAX_RETRY_AFTER = retry_rules.MAX_RETRY_AFTER
 #: Largest 429 body the retry policy reads to look for ``insufficient_quota``.
 _MAX_PEEK = 64 * 1024
 POOL_MAXSIZE = 32
 
 _SSE_CONTENT_TYPE = "text/event-stream"
 _DONE = b"[DONE]"
-_BOM = b"\xef\xbb\xbf"
-
-
-# --------------------------------------------------------------------------
-# Cancellation
-# --------------------------------------------------------------------------
-
-
-class _Cancelled(Exception):
-    """Raised inside urllib3 when the call's token is cancelled.
-
-    Deliberately not an ``OSError`` or urllib3 error, so urllib3 does not retry
-    it and requests does not wrap it: it reaches :meth:`HTTPTransport._send`.
-    """
-
-
-class Cancellation:
-    """Lets another thread abort HTTP calls that were given this token.
-
-    ``error`` makes the exception those calls raise once cancelled (the
-    session passes one that says it was closed). :meth:`cancel` is
-    idempotent and safe from any thread.
-    """
-
-    def __init__(self, error: Callable[[], OpenAIWSError]) -> None:
-        self._error = error
-        self._lock = threading.Lock()
-        self._event = threading.Event()
-        self._conn: Any = None  # the connection the call holds now, if any
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def error(self) -> OpenAIWSError:
-        """The exception a cancelled call raises."""
-        return self._error()
-
-    def cancel(self) -> None:
-        """Mark the token cancelled and shut down the socket its call is using."""
-        with self._lock:
-            self._event.set()
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            _shut(conn)
-
-    def _hold(self, conn: Any) -> None:
-        """The calling thread is about to use ``conn`` (raises if cancelled)."""
-        with self._lock:
-            if self._event.is_set():
-                raise _Cancelled()
-            self._conn = conn
-
-    def _release(self) -> None:
-        """The call no longer uses its connection (it goes back to the pool)."""
-        with self._lock:
-            self._conn = None
-
-    def _pause(self, seconds: float) -> None:
-        """A retry wait that ends (raising) as soon as the token is cancelled."""
-        self._release()
-        if self._event.wait(seconds):
-            raise _Cancelled()
-
-
-_calling = threading.local()  # .token: the Cancellation of this thread's current call
-
-
-def _current_token() -> Optional[Cancellation]:
-    return getattr(_calling, "token", None)
-
-
-def _raise_if_cancelled(
-    cancel: Optional[Cancellation], cause: Optional[BaseException] = None
-) -> None:
-    """Raise the call's cancellation error, chained from ``cause``, if it was cancelled.
-
-    What a cancelled call saw (a reset, a short body, an early end) is only
-    the symptom of the shutdown: the caller gets the token's error instead.
-    """
-    if cancel is not None and cancel.cancelled:
-        raise cancel.error() from cause
-
-
-def _shut(conn: Any) -> None:
-    """Shut a connection's socket down at the OS level (wakes a blocked reader)."""
-    sock = getattr(conn, "sock", None)
-    if sock is None:
-        return
-    # The plain socket method, also for an SSLSocket: another thread may be
-    # inside SSL_read, and only the file descriptor may be touched.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-class _CancellableMixin:
-    """Connection hooks, run in the calling thread: tell the call's token."""
-
-    def connect(self) -> None:
-        token = _current_token()
-        if token is not None:
-            token._hold(self)
-        super().connect()  # type: ignore[misc]
-        if token is not None:
-            token._hold(self)  # cancelled while connecting: raises now
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        token = _current_token()
-        if token is not None:
-            token._hold(self)
-        super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-class _HTTPConnection(_CancellableMixin, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_CancellableMixin, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
-
-
-_POOL_CLASSES = {"http": _HTTPPool, "https": _HTTPSPool}
-
-
-class _Adapter(requests.adapters.HTTPAdapter):
-    """requests' adapter, with pools whose connections report to the call's token."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_POOL_CLASSES)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = dict(_POOL_CLASSES)
-        return manager
 
 
 # --------------------------------------------------------------------------
@@ -350,53 +207,26 @@ class _Retry(Retry):
 
     def _verdict(self, response: BaseHTTPResponse) -> Optional[str]:
         """Why this response must not be retried, or ``None`` to retry it."""
-        should = response.headers.get("x-should-retry", "").strip().lower()
-        if should == "true":
-            return None
-        if should == "false":
-            return "the server said x-should-retry: false"
-        status = response.status
-        if status not in RETRY_STATUSES:
-            return f"HTTP {status} is not retryable"
-        if status == 429 and _error_code(response) == "insufficient_quota":
-            return "insufficient_quota is not retryable"
-        hint = self._hint(response)
-        if hint is not None and hint > MAX_RETRY_AFTER:
-            return f"the server asks to wait {hint:.0f} s"
-        return None
-
-    def _hint(self, response: BaseHTTPResponse) -> Optional[float]:
-        """The server's delay hint in seconds (``retry-after-ms``, then ``Retry-After``)."""
-        millis = response.headers.get("retry-after-ms")
-        if millis:
-            try:
-                return float(millis) / 1000.0
-            except ValueError:
-                pass
-        seconds = response.headers.get("retry-after")
-        if seconds:
-            try:
-                return float(seconds)
-            except ValueError:
-                pass
-            try:
-                return float(self.parse_retry_after(seconds))  # an HTTP date
-            except InvalidHeader:
-                pass
-        return None
+        return retry_rules.http_refusal(
+            response.status,
+            should_retry=response.headers.get("x-should-retry", ""),
+            hint=_hint(response),
+            error_code=lambda: _error_code(response),
+        )
 
     def get_retry_after(self, response: BaseHTTPResponse) -> Optional[float]:
-        hint = self._hint(response)
-        if hint is None or hint <= 0 or hint > MAX_RETRY_AFTER:
-            return None
-        return hint
+        return retry_rules.usable_hint(_hint(response))
 
     def get_backoff_time(self) -> float:
         retries = len(self.history)
         if retries == 0:
             return 0.0
-        delay = min(BACKOFF_MAX, BACKOFF_INITIAL * (2 ** (retries - 1)))
-        return float(delay * (1.0 - 0.25 * random.random()))
+        return retry_rules.backoff(
+            retries - 1,
+            initial=retry_rules.ERROR_BACKOFF_INITIAL,
+            cap=retry_rules.BACKOFF_MAX,
+            jitter=random.random(),
+        )
 
     def sleep(self, response: Optional[BaseHTTPResponse] = None) -> None:
         # As urllib3's: the server's hint, else the backoff; but a cancelled
@@ -408,11 +238,17 @@ class _Retry(Retry):
             delay = self.get_backoff_time()
         if delay <= 0:
             return
-        token = _current_token()
+        token = current_token()
         if token is None:
             time.sleep(delay)
         else:
-            token._pause(delay)
+            token.pause(delay)
+
+
+def _hint(response: BaseHTTPResponse) -> Optional[float]:
+    """The server's delay hint in seconds (``retry-after-ms``, then ``Retry-After``)."""
+    headers = {key.lower(): value for key, value in response.headers.items()}
+    return retry_rules.header_hint(headers, now=time.time())
 
 
 def _is_certificate_error(error: BaseException) -> bool:
@@ -441,97 +277,6 @@ def _error_code(response: BaseHTTPResponse) -> Optional[str]:
     error = payload.get("error") if isinstance(payload, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, str) else None
-
-
-# --------------------------------------------------------------------------
-# Server-sent events
-# --------------------------------------------------------------------------
-
-
-class SSEDecoder:
-    """Incremental ``text/event-stream`` decoder (the WHATWG interpretation rules).
-
-    :meth:`feed` takes raw bytes as they arrive, split anywhere (also inside a
-    ``\\r\\n``), and returns the ``(event, data)`` pairs that the bytes complete.
-    Lines end in ``\\n``, ``\\r\\n`` or ``\\r``; ``data:`` lines of one event are
-    joined with ``\\n``; a leading space after the colon is dropped; lines
-    starting with ``:`` are comments; ``id:``, ``retry:`` and unknown fields are
-    ignored; a blank line dispatches the event, unless it had no ``data``. Data
-    stays ``bytes`` (``json.loads`` takes them as they are). :meth:`flush`
-    returns an event left unterminated when the stream ends.
-    """
-
-    __slots__ = ("_data", "_event", "_parts", "_skip_lf", "_started")
-
-    def __init__(self) -> None:
-        self._parts: List[bytes] = []  # an unfinished line, in pieces (joined once)
-        self._skip_lf = False
-        self._started = False
-        self._data: List[bytes] = []
-        self._event = ""
-
-    def feed(self, chunk: bytes) -> List[Tuple[str, bytes]]:
-        """Decode ``chunk``; return the events it completes, in order."""
-        if self._skip_lf and chunk:
-            # The previous chunk ended in "\r": a "\n" here belongs to that line end.
-            self._skip_lf = False
-            if chunk[0] == 0x0A:
-                chunk = chunk[1:]
-        if not chunk:
-            return []
-        if not self._started:
-            head = b"".join(self._parts) + chunk
-            self._parts = []
-            if len(head) < 3 and _BOM.startswith(head):
-                self._parts.append(head)
-                return []
-            self._started = True
-            chunk = head[3:] if head.startswith(_BOM) else head
-            if not chunk:
-                return []
-        if b"\n" not in chunk and b"\r" not in chunk:
-            self._parts.append(chunk)  # no line ends yet: no copying of a long line
-            return []
-        if self._parts:
-            self._parts.append(chunk)
-            chunk = b"".join(self._parts)
-            self._parts = []
-        lines = chunk.splitlines()
-        last = chunk[-1]
-        if last in (0x0A, 0x0D):
-            self._skip_lf = last == 0x0D
-        else:
-            self._parts.append(lines.pop())
-        events: List[Tuple[str, bytes]] = []
-        data = self._data
-        for line in lines:
-            if not line:
-                if data:
-                    events.append((self._event or "message", b"\n".join(data)))
-                    data = self._data = []
-                self._event = ""
-            elif line.startswith(b"data:"):
-                data.append(line[6:] if line[5:6] == b" " else line[5:])
-            elif line[0] != 0x3A:  # ":" starts a comment
-                self._field(line)
-        return events
-
-    def _field(self, line: bytes) -> None:
-        name, colon, value = line.partition(b":")
-        if colon and value[:1] == b" ":
-            value = value[1:]
-        if name == b"event":
-            self._event = value.decode("utf-8", "replace")
-        elif name == b"data":  # "data" without a colon: an empty data line
-            self._data.append(value)
-
-    def flush(self) -> List[Tuple[str, bytes]]:
-        """The event still open when the stream ended (the spec drops it; we keep it)."""
-        events = self.feed(b"\n\n") if (self._parts or self._data) else []
-        self._parts = []
-        self._data = []
-        self._event = ""
-        return events
 
 
 # --------------------------------------------------------------------------
@@ -581,13 +326,13 @@ class HTTPTransport:
             total=max_retries,
             redirect=0,
             allowed_methods=frozenset({"GET", "POST", "DELETE"}),
-            status_forcelist=RETRY_STATUSES,
-            backoff_factor=BACKOFF_INITIAL,  # get_backoff_time() applies BACKOFF_MAX
+            status_forcelist=retry_rules.RETRY_STATUSES,
+            backoff_factor=retry_rules.ERROR_BACKOFF_INITIAL,  # get_backoff_time() applies the cap
             respect_retry_after_header=True,
             raise_on_status=False,
             raise_on_redirect=False,
         )
-        adapter = _Adapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=retry)
+        adapter = Adapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE, max_retries=retry)
         session = requests.Session()
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -687,7 +432,7 @@ class HTTPTransport:
         """Send one request (with retries) and return the response, headers read.
 
         With ``cancel``, the connection stays recorded on the token until the
-        caller calls ``cancel._release()`` (after reading the body).
+        caller calls ``cancel.release()`` (after reading the body).
         """
         if self._closed:
             raise TransportError("the HTTP transport is closed")
@@ -699,29 +444,26 @@ class HTTPTransport:
         if stream:
             headers["Accept"] = _SSE_CONTENT_TYPE
         read_timeout = self._timeout if timeout is None else timeout
-        outer = _current_token()
-        _calling.token = cancel
         try:
-            return self._session.request(
-                method,
-                url,
-                data=data,
-                headers=headers,
-                timeout=(self._connect_timeout, read_timeout),
-                stream=True,
-                allow_redirects=False,
-                verify=self._verify,
-                cert=self._cert,
-                proxies=self._proxies,
-            )
-        except _Cancelled:
+            with calling(cancel):
+                return self._session.request(
+                    method,
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=(self._connect_timeout, read_timeout),
+                    stream=True,
+                    allow_redirects=False,
+                    verify=self._verify,
+                    cert=self._cert,
+                    proxies=self._proxies,
+                )
+        except Cancelled:
             assert cancel is not None
             raise cancel.error() from None
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            _raise_if_cancelled(cancel, exc)
+            raise_if_cancelled(cancel, exc)
             raise self._translate(exc, f"{method} {url}") from exc
-        finally:
-            _calling.token = outer
 
     def _json(
         self,
@@ -736,10 +478,10 @@ class HTTPTransport:
             if response.status_code >= 300:
                 raise self._api_error(response)
             raw = self._body(response, cancel)
-            _raise_if_cancelled(cancel)  # the body may have been cut short
+            raise_if_cancelled(cancel)  # the body may have been cut short
         finally:
             if cancel is not None:
-                cancel._release()
+                cancel.release()
             response.close()
         try:
             obj = json.loads(raw)
@@ -770,7 +512,7 @@ class HTTPTransport:
                 try:
                     chunk = next(chunks, None)
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    _raise_if_cancelled(cancel, exc)
+                    raise_if_cancelled(cancel, exc)
                     raise _stream_error(exc, count, response_id) from exc
                 for _name, data in decoder.feed(chunk) if chunk is not None else decoder.flush():
                     event = _parse_data(data)
@@ -791,7 +533,7 @@ class HTTPTransport:
                     count += 1
                     yield event
                 if chunk is None:
-                    _raise_if_cancelled(cancel)
+                    raise_if_cancelled(cancel)
                     raise _stream_error(None, count, response_id)
         finally:
             if finished:
@@ -799,14 +541,14 @@ class HTTPTransport:
                 # that last bit so the connection goes back to the pool.
                 response.raw.drain_conn()
             if cancel is not None:
-                cancel._release()
+                cancel.release()
             response.close()
 
     def _body(self, response: requests.Response, cancel: Optional[Cancellation] = None) -> bytes:
         try:
             return _read_body(response)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            _raise_if_cancelled(cancel, exc)
+            raise_if_cancelled(cancel, exc)
             raise self._translate(exc, "reading the answer") from exc
 
     def _api_error(self, response: requests.Response) -> APIError:

@@ -5,10 +5,10 @@ left, this module decides which ``stream_id`` lane a new request goes to, which
 request an incoming event belongs to, which events are terminal, and how a close
 is classified. It is plain state and pure decisions.
 
-It must never do I/O, start threads, read clocks or take locks: the session
+It must never do I/O, start threads, read clocks, take locks or log: the session
 calls it under its own lock, and the tests drive it with hand-made events.
 
-Routing rules (see DESIGN.md, "Lanes"):
+Routing rules (see docs/architecture.md, "Lanes"):
 
 * A tagged event (``stream_id`` set) belongs to the oldest unfinished request of
   that lane: the server runs a lane FIFO, one response at a time.
@@ -31,9 +31,10 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import attrs
 
-from .events import TERMINAL_EVENT_TYPES
+from ..events import RESPONSE_EVENT_TYPES, TERMINAL_EVENT_TYPES
 
 __all__ = [
+    "CONNECTION_LIMIT",
     "MAX_ACTIVE_RESPONSES",
     "MAX_LANE_NAMES",
     "CloseKind",
@@ -41,6 +42,8 @@ __all__ = [
     "Pending",
     "Route",
     "classify_close",
+    "error_code",
+    "is_connection_limit",
     "is_lane_rejection",
 ]
 
@@ -50,18 +53,8 @@ MAX_LANE_NAMES = 32
 MAX_ACTIVE_RESPONSES = 16
 """Responses the service runs at once per socket; more are queued server-side."""
 
-_LIFECYCLE_TYPES = frozenset(
-    (
-        "response.created",
-        "response.queued",
-        "response.in_progress",
-        "response.completed",
-        "response.failed",
-        "response.incomplete",
-        "response.done",
-    )
-)
-"""Events that carry the whole response (and so its id)."""
+CONNECTION_LIMIT = "websocket_connection_limit_reached"
+"""``error.code`` of the service's "this socket is too old" error (PROTOCOL.md §8)."""
 
 
 class CloseKind(enum.Enum):
@@ -82,6 +75,17 @@ def classify_close(code: Optional[int], *, initiated_by_us: bool) -> CloseKind:
     if code == 1000:
         return CloseKind.SILENT
     return CloseKind.ABNORMAL
+
+
+def error_code(event: Mapping[str, Any]) -> Any:
+    """``error.code`` of a decoded ``error`` event, if it has one."""
+    error = event.get("error")
+    return error.get("code") if isinstance(error, dict) else None
+
+
+def is_connection_limit(event: Mapping[str, Any]) -> bool:
+    """True when ``event`` says the socket reached the service's age limit."""
+    return event.get("type") == "error" and error_code(event) == CONNECTION_LIMIT
 
 
 def _text(value: Any) -> Optional[str]:
@@ -295,7 +299,7 @@ class ConnectionCore:
         terminal = rejected or event_type in TERMINAL_EVENT_TYPES
         if not rejected:
             target.events += 1
-            if event_type in _LIFECYCLE_TYPES:
+            if event_type in RESPONSE_EVENT_TYPES:
                 response = event.get("response")
                 response_id = _text(response.get("id")) if isinstance(response, dict) else None
                 if response_id:

@@ -1,10 +1,13 @@
-"""The handoff between the reader thread and one waiting caller.
+"""The handoff between the reader thread and one waiting caller, and its items.
 
-One :class:`Inbox` exists per request. The reader thread *puts* items; exactly
-one caller thread *gets* them. An inbox ends with exactly one terminal item: the
-request's terminal event, a failure (an exception to re-raise in the caller) or
-a directive for the caller (for example "replay this request"). After the
-terminal item, further puts are ignored.
+One :class:`Inbox` exists per attempt of a request: a request sent again (a
+replay, a retry) gets a fresh one, so nothing of the old attempt can reach the
+new one. The reader thread *puts* items; exactly one caller thread *gets*
+them. The items are decoded events (``dict``), and the notes below. An inbox
+is closed by at most one terminal item: the request's terminal event or a
+:class:`Failure` (an exception to re-raise in the caller); after it, further
+puts are ignored. :class:`Lost` and :class:`Rejected` are *urgent* notes: they
+wake the consumer, which then stops reading this inbox and decides what to do.
 
 This module must never block the producer: :meth:`Inbox.put` returns at once,
 whatever the consumer does. A consumer that falls too far behind (more than
@@ -23,9 +26,26 @@ import threading
 import time
 from typing import Any, Deque, List, Optional, Tuple
 
-from .errors import ConsumerTooSlowError, RequestTimeoutError
+import attrs
 
-__all__ = ["Failure", "Inbox"]
+from .._protocol.routing import CloseKind
+from ..errors import ConsumerTooSlowError, RequestTimeoutError
+
+__all__ = ["Failure", "Inbox", "Lost", "Rejected"]
+
+
+@attrs.frozen
+class Lost:
+    """Note to a caller: its socket ended before its request finished."""
+
+    kind: CloseKind
+    code: Optional[int]
+    reason: str
+
+
+@attrs.frozen
+class Rejected:
+    """Note to a caller: the server refused the request's lane; send it again."""
 
 
 class Failure:

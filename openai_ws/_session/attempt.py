@@ -1,0 +1,416 @@
+"""One request across its attempts, run in the caller's thread: decide, then act.
+
+:func:`decide` looks at one item taken from the request's inbox (a decoded
+event, or a note such as :class:`~openai_ws._session.inbox.Lost`) and returns
+what to do with it: deliver it, collect it, skip it, raise, send the request
+again after a delay, or complete it over HTTP. It reads the request's state
+and the options but changes nothing and does no I/O, so every recovery rule is
+unit-tested on plain values (the shape of urllib3's ``Retry.increment``).
+:func:`events` is the small loop that acts on those decisions: it waits on the
+inbox, counts, logs, sleeps, re-submits through the engine, and falls back to
+HTTP through :func:`over_http`. :func:`result` is what ``send()`` runs.
+
+Events are typed here and nowhere else: the reader thread only decodes JSON.
+In :attr:`Mode.RESULT` only the terminal event is typed; finished output items
+are kept untyped until the response needs them.
+
+This module must never run in the reader thread, hold the engine's locks, or
+edit the caller's request (an HTTP attempt drops only ``stream_id``, a lane
+name that has no meaning over HTTP).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import time
+from typing import TYPE_CHECKING, Any, Deque, Dict, Generator, List, Mapping, Optional, Union, cast
+
+import attrs
+
+from .._convert import structure_event
+from .._protocol import retry
+from .._protocol.routing import CONNECTION_LIMIT, CloseKind
+from ..errors import (
+    APIError,
+    ConnectError,
+    ConnectionClosedError,
+    PreviousResponseNotFoundError,
+    ProtocolError,
+    ReplayUnsafeError,
+    RequestTimeoutError,
+)
+from ..events import (
+    FINAL_RESPONSE_EVENTS,
+    TERMINAL_EVENT_TYPES,
+    ErrorEvent,
+    ResponseCompleted,
+    ResponseFailed,
+    ResponseIncomplete,
+    ResponseOutputItemDone,
+    ServerEvent,
+)
+from ..models import Response
+from .inbox import Failure, Lost, Rejected
+from .options import SessionOptions
+from .request import Mode, RequestState
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = [
+    "Collect",
+    "Deliver",
+    "Fallback",
+    "Raise",
+    "Resend",
+    "Skip",
+    "decide",
+    "events",
+    "over_http",
+    "result",
+]
+
+log = logging.getLogger(__name__)
+
+# -- decisions ------------------------------------------------------------------
+
+
+@attrs.frozen
+class Deliver:
+    """Hand ``event`` to the caller; ``final`` ends the request."""
+
+    event: ServerEvent
+    final: bool
+
+
+@attrs.frozen
+class Collect:
+    """Keep a finished output item for the response (``send()`` only)."""
+
+    item: Dict[str, Any]
+
+
+@attrs.frozen
+class Skip:
+    """Nothing for the caller; ``malformed`` says why, if the event was bad."""
+
+    malformed: Optional[str] = None
+
+
+@attrs.frozen
+class Raise:
+    """The request ends with ``error``."""
+
+    error: BaseException
+
+
+@attrs.frozen
+class Resend:
+    """Send the request again, after ``delay`` seconds.
+
+    ``counter`` names the request's and the session's counter to add one to
+    (``"replays"`` or ``"retries"``; ``None`` for a lane refusal, which is no
+    new attempt of the request's own).
+    """
+
+    delay: float
+    counter: Optional[str]
+    why: str
+
+
+@attrs.frozen
+class Fallback:
+    """Complete the request over HTTP; ``remember`` its shape for later requests."""
+
+    reason: str
+    remember: bool
+
+
+Action = Union[Deliver, Collect, Skip, Raise, Resend, Fallback]
+
+
+def decide(
+    item: Any,
+    request: RequestState,
+    opts: SessionOptions,
+    *,
+    now: float,
+    deadline: Optional[float],
+    has_http: bool,
+    jitter: float,
+) -> Action:
+    """What to do with one inbox ``item`` of ``request`` (pure; see the module docstring).
+
+    ``request.delivered`` already counts ``item`` if it is an event (not an
+    ``error``). ``jitter`` is a number in ``[0, 1)`` for the backoff.
+    """
+    if type(item) is dict:
+        if item["type"] != "error":
+            return _decide_event(item, request.mode)
+        return _decide_error(item, request, opts, now=now, deadline=deadline, jitter=jitter)
+    if isinstance(item, Failure):
+        return Raise(item.exc)
+    if isinstance(item, Rejected):
+        return Resend(0.0, None, "the server refused the stream_id field")
+    if isinstance(item, Lost):
+        return _decide_lost(item, request, opts, has_http=has_http, jitter=jitter)
+    raise AssertionError(f"unexpected inbox item {item!r}")  # pragma: no cover
+
+
+def _decide_event(item: Dict[str, Any], mode: Mode) -> Action:
+    event_type = item["type"]
+    terminal = event_type in TERMINAL_EVENT_TYPES
+    if mode is Mode.RESULT and not terminal:
+        return Collect(item) if event_type == "response.output_item.done" else Skip()
+    try:
+        event = structure_event(item)
+    except ProtocolError as exc:
+        if terminal:
+            return Raise(exc)
+        return Skip(malformed=str(exc))
+    return Deliver(event, terminal)
+
+
+def _decide_error(
+    item: Dict[str, Any],
+    request: RequestState,
+    opts: SessionOptions,
+    *,
+    now: float,
+    deadline: Optional[float],
+    jitter: float,
+) -> Action:
+    error = error_from_event(cast(ErrorEvent, structure_event(item)), request.body)
+    if error.code == CONNECTION_LIMIT and request.replays < opts.max_replays:
+        return Resend(0.0, "replays", "the connection reached its age limit")
+    delay = None
+    if request.delivered == 0 and request.retries < opts.max_retries:
+        delay = retry.socket_error_delay(
+            status=error.status,
+            code=error.code,
+            headers=error.headers,
+            message=error.message,
+            attempt=request.retries,
+            jitter=jitter,
+        )
+    if delay is None or (deadline is not None and now + delay > deadline):
+        return Raise(error)
+    return Resend(delay, "retries", f"the server answered {error.code or error.status}")
+
+
+def _decide_lost(
+    lost: Lost, request: RequestState, opts: SessionOptions, *, has_http: bool, jitter: float
+) -> Action:
+    if request.started:
+        pending = request.pending
+        return Raise(
+            ReplayUnsafeError(
+                f"the connection closed (code={lost.code}) after the request had received "
+                f"{request.delivered} event(s); it was not replayed, to avoid answering it twice",
+                code=lost.code,
+                reason=lost.reason,
+                events_received=request.delivered,
+                response_id=pending.response_id if pending else None,
+            )
+        )
+    if lost.kind is CloseKind.SILENT and has_http:
+        return Fallback("the socket closed silently", remember=True)
+    if request.replays >= opts.max_replays:
+        return Raise(
+            ConnectionClosedError(
+                f"the connection closed (code={lost.code}) {request.replays + 1} times before "
+                "the request received any event; giving up",
+                code=lost.code,
+                reason=lost.reason,
+            )
+        )
+    # Sockets that keep dying under this request: slow down from the second replay on.
+    delay = 0.0
+    if request.replays:
+        delay = retry.backoff(
+            request.replays - 1, initial=opts.backoff_initial, cap=opts.backoff_max, jitter=jitter
+        )
+    return Resend(delay, "replays", f"the connection ended (code={lost.code})")
+
+
+def error_from_event(event: ErrorEvent, body: Mapping[str, Any]) -> APIError:
+    """The typed error of an ``error`` event, explained where the library knows more."""
+    error = event.to_api_error(request=dict(body))
+    if isinstance(error, PreviousResponseNotFoundError):
+        error.message = (
+            f"{error.message} The parent response is not available: with store=false a "
+            "response lives only in the cache of the socket that produced it, and that "
+            "socket has closed or its lane moved on. Send the whole conversation again "
+            "without previous_response_id, or use store=true."
+        )
+    return error
+
+
+# -- acting ---------------------------------------------------------------------
+
+
+def events(
+    engine: Engine, request: RequestState, deadline: Optional[float]
+) -> Generator[ServerEvent, None, None]:
+    """Yield the request's events, typed; recover from a lost socket in this thread.
+
+    In :attr:`Mode.RESULT` only the terminal event is yielded (finished output
+    items are collected on ``request`` for :func:`result`).
+    """
+    opts = engine.options
+    finished = False
+    batch: Deque[Any] = collections.deque()
+    try:
+        while True:
+            if not batch:
+                batch.extend(_wait(request, deadline, opts.event_timeout))
+            item = batch.popleft()
+            if type(item) is dict and item["type"] != "error":
+                request.delivered += 1
+            action = decide(
+                item,
+                request,
+                opts,
+                now=time.monotonic(),
+                deadline=deadline,
+                has_http=engine.http is not None,
+                jitter=random.random(),
+            )
+            if isinstance(action, Deliver):
+                finished = action.final
+                yield action.event
+                if finished:
+                    return
+            elif isinstance(action, Collect):
+                request.collected.append(action.item)
+            elif isinstance(action, Skip):
+                if action.malformed is not None:
+                    engine.count("malformed_frames")
+                    log.warning("skipped an event that does not fit its type: %s", action.malformed)
+            elif isinstance(action, Raise):
+                finished = True
+                raise action.error
+            elif isinstance(action, Fallback):
+                finished = True
+                if action.remember:
+                    engine.fallback.remember_silent_close(request.body)
+                yield from over_http(engine, request, deadline, action.reason)
+                return
+            else:
+                _count_attempt(engine, request, action)
+                if action.delay > 0:
+                    engine.pause(action.delay)
+                batch.clear()
+                request.inbox = engine.new_inbox(request.mode)
+                if not engine.submit(request, deadline):
+                    finished = True
+                    reason = engine.fallback.session_reason
+                    yield from over_http(engine, request, deadline, reason)
+                    return
+    finally:
+        if not finished:
+            engine.abandon(request)
+
+
+def _wait(
+    request: RequestState, deadline: Optional[float], event_timeout: Optional[float]
+) -> List[Any]:
+    """The next batch of inbox items, within the request's and the event's deadline."""
+    wait = deadline
+    if event_timeout is not None:
+        event_deadline = time.monotonic() + event_timeout
+        wait = event_deadline if wait is None else min(wait, event_deadline)
+    try:
+        return request.inbox.get_all(wait)
+    except RequestTimeoutError:
+        what = "the request" if wait == deadline else "the next event"
+        raise RequestTimeoutError(
+            f"timed out waiting for {what} after {request.delivered} event(s)"
+        ) from None
+
+
+def _count_attempt(engine: Engine, request: RequestState, action: Resend) -> None:
+    opts = engine.options
+    if action.counter == "retries":
+        request.retries += 1
+        engine.count("retries")
+        log.info(
+            "retrying after %s in %.2fs (attempt %d of %d)",
+            action.why.replace("the server answered ", ""),
+            action.delay,
+            request.retries,
+            opts.max_retries,
+        )
+    elif action.counter == "replays":
+        request.replays += 1
+        engine.count("replays")
+        log.info("replaying request %d on a new connection: %s", request.key, action.why)
+    else:
+        log.info("%s; using the default lane", action.why)
+
+
+def result(
+    engine: Engine, request: RequestState, stream: Generator[ServerEvent, None, None]
+) -> Response:
+    """Run ``stream`` (the request's :func:`events` or :func:`over_http`) to its
+    terminal event and return the whole response (what ``send()`` does)."""
+    try:
+        for event in stream:
+            if isinstance(event, FINAL_RESPONSE_EVENTS):
+                response = event.response
+                if not response.output and request.collected:
+                    # Over WebSocket a terminal response may omit its output:
+                    # rebuild it from the finished items.
+                    items = [
+                        cast(ResponseOutputItemDone, structure_event(d)) for d in request.collected
+                    ]
+                    response = attrs.evolve(response, output=[i.item for i in items])
+                return response
+    finally:
+        stream.close()
+    raise ProtocolError("the stream ended without a terminal event")
+
+
+def over_http(
+    engine: Engine, request: RequestState, deadline: Optional[float], reason: Optional[str]
+) -> Generator[ServerEvent, None, None]:
+    """Complete ``request`` over HTTP with exactly the caller's fields."""
+    http = engine.http
+    if http is None:
+        raise ConnectError(f"cannot use the WebSocket ({reason}) and no HTTP transport is set")
+    engine.count("http_fallbacks")
+    log.info("request %d goes over HTTP: %s", request.key, reason)
+    # stream_id names a WebSocket lane; it has no meaning over HTTP.
+    body = {k: v for k, v in request.body.items() if k != "stream_id"}
+    timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
+    transport = http()
+    token = engine.begin_http_call()  # close() aborts the call through it
+    try:
+        if request.mode is Mode.RESULT:
+            # send() wants the response, not its events: one JSON answer is
+            # cheaper than a stream (measured by benchmarks/fallback_cost.py).
+            response = transport.create(body, timeout=timeout, cancel=token)
+            request.delivered += 1
+            terminal: ServerEvent
+            if response.status == "incomplete":
+                terminal = ResponseIncomplete(response=response)
+            elif response.status == "failed":
+                terminal = ResponseFailed(response=response)
+            else:
+                terminal = ResponseCompleted(response=response)
+            yield terminal
+            return
+        for event in transport.stream(body, timeout=timeout, cancel=token):
+            request.delivered += 1
+            yield event
+            # Each read waits at most the time that was left when the call
+            # started; this also bounds a stream that keeps sending events.
+            late = deadline is not None and time.monotonic() > deadline
+            if late and event.type not in TERMINAL_EVENT_TYPES:
+                raise RequestTimeoutError(
+                    f"timed out over HTTP after {request.delivered} event(s): the request ran late"
+                )
+    finally:
+        engine.end_http_call(token)

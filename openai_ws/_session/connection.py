@@ -1,0 +1,195 @@
+"""One socket of a session: its transport, its routing core and its reader thread.
+
+The reader thread is the only reader of the socket. It takes the frames of one
+socket read at a time from the transport, decodes each text frame (JSON only:
+typing waits for the consumer), and hands it to a :class:`Sink` (the engine),
+which routes it under its lock and says which inbox to wake. Once the whole
+batch is handed on, the reader wakes those consumers, one wake-up per burst
+rather than per event, then reads again. It answers keepalive itself: after
+``ping_interval`` seconds of silence it pings, and a socket with no pong within
+``ping_timeout`` is declared dead. When the socket ends, the sink is told once
+(:meth:`Sink.ended`), the transport is released, and the sink is told that
+too (:meth:`Sink.released`).
+
+This module must never import the engine (it knows only the :class:`Sink`
+protocol), let an exception escape the reader thread, block on a consumer, or
+keep a reference to the public :class:`~openai_ws.Session` (so a forgotten
+session is collected and its thread stopped by its finalizer).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Set
+
+import attrs
+
+from .._protocol.routing import ConnectionCore
+from .._transports.ws import Binary, Closed, Frame, Idle, Pong
+
+if TYPE_CHECKING:
+    import ssl
+
+    from .inbox import Inbox
+    from .request import RequestState
+
+__all__ = ["Connection", "Sink", "Transport", "TransportFactory"]
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """What a session needs of one WebSocket (``WSTransport``, or a test's fake)."""
+
+    url: str
+
+    def connect(self) -> None: ...
+    def send_text(self, data: str) -> None: ...
+    def recv(self) -> List[Frame]: ...
+    def set_recv_timeout(self, seconds: Optional[float]) -> None: ...
+    def ping(self) -> None: ...
+    def send_close(self, code: int = 1000) -> None: ...
+    def abort(self) -> None: ...
+    def release(self) -> None: ...
+
+
+class TransportFactory(Protocol):
+    """Makes an unconnected :class:`Transport` (the ``WSTransport`` constructor's shape)."""
+
+    def __call__(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        connect_timeout: float,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        proxy: Optional[str] = None,
+        max_message_size: Optional[int] = None,
+    ) -> Transport: ...
+
+
+class Sink(Protocol):
+    """Where the reader thread hands what it reads (the engine implements it)."""
+
+    def deliver(self, conn: Connection, event: Dict[str, Any], nbytes: int) -> Optional[Inbox]:
+        """Route one decoded event; return an inbox to wake after the batch, if any."""
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the session counter ``name``."""
+
+    def ended(self, conn: Connection, closed: Closed) -> None:
+        """The socket ended: hand every unfinished request a note (called once)."""
+
+    def released(self, conn: Connection) -> None:
+        """The reader freed the socket and is about to stop (called once, last)."""
+
+
+@attrs.define(eq=False)
+class Connection:
+    """A socket, its reader thread and its sans-IO core.
+
+    ``core`` and ``requests`` are guarded by the engine's lock; the flags are
+    set under it too.
+    """
+
+    transport: Transport
+    core: ConnectionCore
+    opened_at: float
+    requests: Dict[int, RequestState] = attrs.Factory(dict)
+    thread: Optional[threading.Thread] = None
+    closing: bool = False
+    """We started closing it; its end is not a fault."""
+    retiring: bool = False
+    """No new requests go to it; it closes when its last request ends."""
+    limit_reached: bool = False
+    """The server said the connection is too old; its close is expected."""
+    dead: bool = False
+    """Its reader has handed every request back; nothing may register on it."""
+
+    def start(
+        self, sink: Sink, *, ping_interval: Optional[float], ping_timeout: float
+    ) -> threading.Thread:
+        """Create the reader thread (not started: the caller starts it)."""
+        thread = threading.Thread(
+            target=_read_loop,
+            args=(sink, self, ping_interval, ping_timeout),
+            name=f"openai_ws-reader-{id(self):x}",
+            daemon=True,
+        )
+        self.thread = thread
+        return thread
+
+
+def _read_loop(
+    sink: Sink, conn: Connection, ping_interval: Optional[float], ping_timeout: float
+) -> None:
+    """The reader thread: frames in, events routed, consumers woken. Never raises."""
+    transport = conn.transport
+    awaiting_pong = False
+    transport.set_recv_timeout(ping_interval)
+    closed: Optional[Closed] = None
+    to_wake: Set[Inbox] = set()
+    try:
+        while closed is None:
+            for frame in transport.recv():
+                if type(frame) is str:
+                    if awaiting_pong:
+                        awaiting_pong = False
+                        transport.set_recv_timeout(ping_interval)
+                    inbox = _handle_text(sink, conn, frame)
+                    if inbox is not None:
+                        to_wake.add(inbox)
+                elif isinstance(frame, Closed):
+                    closed = frame
+                    break
+                elif isinstance(frame, Idle):
+                    if awaiting_pong:
+                        log.warning("no pong within %.1fs; the connection is dead", ping_timeout)
+                        transport.abort()
+                        closed = Closed(None, "keepalive ping timeout")
+                        break
+                    transport.ping()
+                    awaiting_pong = True
+                    transport.set_recv_timeout(ping_timeout)
+                elif isinstance(frame, Pong):
+                    if awaiting_pong:
+                        awaiting_pong = False
+                        transport.set_recv_timeout(ping_interval)
+                elif isinstance(frame, Binary):
+                    sink.count("binary_frames")
+                    log.warning("skipped a binary frame of %d bytes", len(frame.data))
+            if to_wake:
+                # The batch is handed on: wake its consumers once, before the
+                # next read may block.
+                for inbox in to_wake:
+                    inbox.wake()
+                to_wake.clear()
+    except BaseException:  # pragma: no cover - a bug; keep the callers alive
+        log.exception("the reader thread failed")
+        closed = Closed(None, "reader failure")
+        transport.abort()
+    finally:
+        try:
+            for inbox in to_wake:
+                inbox.wake()
+            sink.ended(conn, closed or Closed(None, ""))
+        finally:
+            transport.release()
+            sink.released(conn)
+
+
+def _handle_text(sink: Sink, conn: Connection, data: str) -> Optional[Inbox]:
+    """Decode one text frame and hand it to the sink; typing waits for the consumer."""
+    try:
+        event = json.loads(data)
+    except ValueError as exc:
+        sink.count("malformed_frames")
+        log.warning("skipped a frame that is not JSON: %s", exc)
+        return None
+    if type(event) is not dict or type(event.get("type")) is not str:
+        sink.count("malformed_frames")
+        log.warning("skipped a frame that is not an event object: %.80r", data)
+        return None
+    return sink.deliver(conn, event, len(data))

@@ -1,0 +1,67 @@
+"""One caller's request as the session tracks it, across every attempt.
+
+Who writes what (the attributes are plain; the rules below make that safe):
+
+* ``key``, ``body`` and ``mode`` are set at creation and never change.
+* ``inbox`` and ``pending`` are replaced by the caller's thread, inside
+  :meth:`Engine.submit <openai_ws._session.engine.Engine.submit>` under the
+  engine's lock, for each attempt; the reader reads them under that lock.
+* ``abandoned`` is set (only ever False to True) by the caller's thread or by
+  the reader, without a lock; the reader checks it under the engine's lock
+  before each put, so at worst one more event goes to an inbox nobody reads.
+* ``delivered``, ``replays``, ``retries`` and ``collected`` are read and
+  written by the caller's thread only (the attempt loop).
+
+This module must never do I/O, take a lock or know about sockets.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Dict, List, Optional
+
+import attrs
+
+from .._protocol.routing import Pending
+from .inbox import Inbox
+
+__all__ = ["Mode", "RequestState"]
+
+
+class Mode(enum.Enum):
+    """What the caller wants from a request."""
+
+    RESULT = "result"
+    """``send()``: only the final response; events are consumed as they come."""
+    EVENTS = "events"
+    """``stream()``: every event, typed, in order."""
+
+
+@attrs.define(eq=False)
+class RequestState:
+    """One caller's request across every attempt (socket, replay, HTTP)."""
+
+    key: int
+    """The session's id of the request (stable across attempts)."""
+    body: Dict[str, Any]
+    """The caller's fields, exactly as they go over HTTP (no ``type``)."""
+    mode: Mode
+    inbox: Inbox
+    """The inbox of the current attempt."""
+    pending: Optional[Pending] = None
+    """The routing core's record of the current socket attempt."""
+    abandoned: bool = False
+    """The caller stopped listening; the reader drops the request's events."""
+    delivered: int = 0
+    """Events handed to the caller so far, over every attempt."""
+    replays: int = 0
+    """Times the request was sent again because its socket ended first."""
+    retries: int = 0
+    """Times the request was sent again after a retryable ``error`` event."""
+    collected: List[Dict[str, Any]] = attrs.Factory(list)
+    """``response.output_item.done`` events kept untyped for the response (RESULT mode)."""
+
+    @property
+    def started(self) -> bool:
+        """True once any event reached the caller or the core (a replay may answer twice)."""
+        return bool(self.delivered or (self.pending is not None and self.pending.events))
