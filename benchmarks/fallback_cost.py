@@ -1,4 +1,4 @@
-"""What does the silent-close HTTP fallback cost? (issue "Resilience")
+"""What does the silent-close HTTP fallback cost, next to a plain HTTP request?
 
 Run from the repository root::
 
@@ -15,7 +15,7 @@ Measured, in one run, alternating sample by sample:
   connected session (a session remembers the shape, so every sample needs a
   new one; opening it is not timed). Two clocks stop when the answer is back:
 
-  - *close -> answer* (the issue's measure, and the goal row) starts when the
+  - *close -> answer* (the measure the goal row is about) starts when the
     reader thread has seen the silent close: the moment it logs "the connection
     ended" (a logging handler takes ``perf_counter()`` there). It covers waking
     the caller, deciding to fall back, and the whole HTTP request;

@@ -1,4 +1,4 @@
-"""openai_ws next to its peers, over loopback, with and without TLS (issue "Product surface").
+"""openai_ws next to its peers over loopback, with and without TLS: latency, events/s, import time.
 
 Run from the repository root::
 

@@ -1,4 +1,4 @@
-"""What does ``Session`` cost over a bare websocket-client loop? (issue "Session")
+"""What does ``Session`` cost over a bare websocket-client loop (throughput, latency, threads)?
 
 Run from the repository root::
 

@@ -313,7 +313,7 @@ _converter.register_structure_hook_factory(_is_optional, _make_optional_hook)
 def _null_means_default(cls: type) -> Tuple[str, ...]:
     """Fields with a non-None default: a JSON null there means "use the default".
 
-    This is what lets a terminal response with ``"output": null`` parse (PROTOCOL.md
+    This is what lets a terminal response with ``"output": null`` parse (docs/protocol.md
     §3.1), and likewise ``"annotations": null`` or ``"summary": null``.
     """
     return tuple(

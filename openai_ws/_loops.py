@@ -7,7 +7,8 @@ the caller's Python callables, sends their outputs back chained with
 and yields their results in input order.
 
 This module must never touch the socket or the reader thread: it only calls
-the session's public ``send``.
+``send`` of a :class:`Sender` (a :class:`~openai_ws.Session`, or anything with
+the same ``send``), so it is tested and reused without a socket.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import (
-    TYPE_CHECKING,
     Any,
     Callable,
     Iterable,
@@ -24,6 +24,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Protocol,
     Union,
 )
 
@@ -31,14 +32,19 @@ import attrs
 
 from .models import FunctionCall, FunctionCallOutput, Response, ResponseCreateRequest
 
-if TYPE_CHECKING:
-    from .session import Session
-
-__all__ = ["RunResult", "map_requests", "run_tools"]
+__all__ = ["RunResult", "Sender", "map_requests", "run_tools"]
 
 log = logging.getLogger(__name__)
 
 Tool = Callable[..., Any]
+
+
+class Sender(Protocol):
+    """What the loops need: ``send`` a request, block, return its response."""
+
+    def send(
+        self, request: Optional[ResponseCreateRequest] = None, /, *, timeout: Optional[float] = None
+    ) -> Response: ...
 
 
 @attrs.frozen
@@ -84,7 +90,7 @@ def _call_tool(call: FunctionCall, tools: Mapping[str, Tool], tool_errors: str) 
 
 
 def run_tools(
-    session: Session,
+    session: Sender,
     request: ResponseCreateRequest,
     tools: Mapping[str, Tool],
     *,
@@ -118,7 +124,7 @@ def run_tools(
 
 
 def map_requests(
-    session: Session,
+    session: Sender,
     requests: Iterable[ResponseCreateRequest],
     *,
     concurrency: int,

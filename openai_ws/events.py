@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 #: Event types that end a response: nothing more arrives for it afterwards.
-#: ``response.done`` is the legacy beta terminal event (PROTOCOL.md §3.1).
+#: ``response.done`` is the legacy beta terminal event (docs/protocol.md §3.1).
 TERMINAL_EVENT_TYPES: FrozenSet[str] = frozenset(
     {"response.completed", "response.failed", "response.incomplete", "response.done", "error"}
 )
@@ -430,7 +430,7 @@ class ResponseReasoningTextDone(_Event):
 
 @attrs.frozen(kw_only=True)
 class ErrorPayload(_Model):
-    """The inner error object of an ``error`` event or a failed steer (PROTOCOL.md §4.1).
+    """The inner error object of an ``error`` event or a failed steer (docs/protocol.md §4.1).
 
     Every field is optional: real payloads omit ``type`` or ``param``. Header
     values are kept as strings (non-string scalars are turned into strings).

@@ -341,7 +341,7 @@ class ResponseCreateRequest(_Model):
     also the way to send an explicit JSON ``null``.
 
     ``stream_id`` and ``generate`` are WebSocket-only; ``stream``,
-    ``stream_options`` and ``background`` are HTTP fields (see PROTOCOL.md §2.1).
+    ``stream_options`` and ``background`` are HTTP fields (see docs/protocol.md §2.1).
     The scalar fields are type-checked on construction (``TypeError``).
     """
 

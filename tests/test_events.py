@@ -69,7 +69,7 @@ from openai_ws.models import (
 
 
 def response_obj(status: str = "completed", **changes: Any) -> Dict[str, Any]:
-    """A Response object as the lifecycle events carry it (PROTOCOL.md §3.4 shape)."""
+    """A Response object as the lifecycle events carry it (docs/protocol.md §3.4 shape)."""
     body: Dict[str, Any] = {
         "id": "resp_1",
         "object": "response",

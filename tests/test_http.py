@@ -1,8 +1,9 @@
-"""Tests of the HTTP transport (``openai_ws._http``).
+"""Tests of the HTTP transport (``_transports/http.py`` and ``http_cancel.py``).
 
-Three layers: the SSE decoder on crafted bytes; the transport against a tiny
-scripted HTTP server in this file (exact bytes, status codes, headers, drops);
-and the transport end to end against the emulator on port 0.
+Two layers: the transport against a tiny scripted HTTP server in this file
+(exact bytes, status codes, headers, drops), and the transport end to end
+against the emulator on port 0. The SSE decoder has its own pure tests
+(``test_sse.py``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 
-from openai_ws._protocol.sse import SSEDecoder
 from openai_ws._transports.http import HTTPTransport
 from openai_ws._transports.http_cancel import Cancellation
 from openai_ws.errors import (
@@ -41,96 +41,6 @@ from openai_ws.events import (
 
 API_KEY = "sk-emulator"
 SECRET = "sk-test-0123456789abcdefSECRET"
-
-# --------------------------------------------------------------------------
-# SSE decoder
-# --------------------------------------------------------------------------
-
-CRAFTED = (
-    b"\xef\xbb\xbf"  # a byte-order mark before the first line
-    b": a comment line\r\n"
-    b"event: response.created\r\n"
-    b'data: {"a":1}\r\n'
-    b"\r\n"
-    b"event: multi\n"
-    b"data: line one\n"
-    b"data:line two\n"
-    b"id: 7\n"
-    b"retry: 100\n"
-    b"\n"
-    b"data: cr only\r"
-    b"\r"
-    b": keepalive\n\n"
-    b"data\n"
-    b"data: x\n"
-    b"\n"
-    b"data: [DONE]\n\n"
-)
-CRAFTED_EVENTS = [
-    ("response.created", b'{"a":1}'),
-    ("multi", b"line one\nline two"),
-    ("message", b"cr only"),
-    ("message", b"\nx"),
-    ("message", b"[DONE]"),
-]
-
-
-def _decode(chunks: List[bytes]) -> List[Tuple[str, bytes]]:
-    decoder = SSEDecoder()
-    events: List[Tuple[str, bytes]] = []
-    for chunk in chunks:
-        events.extend(decoder.feed(chunk))
-    events.extend(decoder.flush())
-    return events
-
-
-def test_sse_decoder_whole_stream() -> None:
-    """Names, multi-line data, comments, BOM, \\r, \\r\\n and unknown fields follow the spec."""
-    assert _decode([CRAFTED]) == CRAFTED_EVENTS
-
-
-def test_sse_decoder_every_split_point() -> None:
-    """Splitting the bytes anywhere (also inside \\r\\n and the BOM) gives the same events."""
-    for cut in range(len(CRAFTED) + 1):
-        assert _decode([CRAFTED[:cut], CRAFTED[cut:]]) == CRAFTED_EVENTS, cut
-    for first in range(0, len(CRAFTED), 7):
-        for second in range(first, len(CRAFTED), 5):
-            parts = [CRAFTED[:first], CRAFTED[first:second], CRAFTED[second:]]
-            assert _decode(parts) == CRAFTED_EVENTS, (first, second)
-
-
-def test_sse_decoder_byte_by_byte() -> None:
-    """Feeding one byte at a time gives the same events."""
-    assert _decode([CRAFTED[i : i + 1] for i in range(len(CRAFTED))]) == CRAFTED_EVENTS
-
-
-def test_sse_decoder_crlf_split_is_one_line_end() -> None:
-    """A \\r at the end of a chunk and the \\n that starts the next one end a single line."""
-    assert _decode([b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]) == [("message", b"a\nb")]
-
-
-def test_sse_decoder_no_data_no_event() -> None:
-    """A blank line after only comments or an event name dispatches nothing and resets the name."""
-    assert _decode([b": hi\n\nevent: x\n\ndata: 1\n\n"]) == [("message", b"1")]
-
-
-def test_sse_decoder_long_line_in_small_chunks_is_linear() -> None:
-    """A 4 MB data line fed in 512-byte pieces decodes in linear time (no re-copying)."""
-    payload = b"x" * (4 * 1024 * 1024)
-    body = b"data: " + payload + b"\n\n"
-    start = time.perf_counter()
-    events = _decode([body[i : i + 512] for i in range(0, len(body), 512)])
-    assert time.perf_counter() - start < 1.0
-    assert events == [("message", payload)]
-
-
-def test_sse_decoder_flush_keeps_unterminated_event() -> None:
-    """An event cut off by the end of the stream (no blank line) is still returned by flush()."""
-    assert _decode([b"data: {}\n"]) == [("message", b"{}")]
-    assert _decode([b"data: {}"]) == [("message", b"{}")]
-    assert _decode([b"data: {}\r"]) == [("message", b"{}")]
-    assert _decode([b""]) == []
-
 
 # --------------------------------------------------------------------------
 # A scripted HTTP/1.1 server for exact bytes and faults

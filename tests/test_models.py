@@ -34,7 +34,7 @@ from openai_ws.models import (
     Usage,
 )
 
-# The create-body fields of PROTOCOL.md §2.1 (without the event's own "type").
+# The create-body fields of docs/protocol.md §2.1 (without the event's own "type").
 SPEC_REQUEST_FIELDS = {
     "model",
     "input",
@@ -119,7 +119,7 @@ USAGE: Dict[str, Any] = {
 
 
 def full_response(**changes: Any) -> Dict[str, Any]:
-    """The Response object of PROTOCOL.md §3.4 with realistic output items."""
+    """The Response object of docs/protocol.md §3.4 with realistic output items."""
     body: Dict[str, Any] = {
         "id": "resp_123",
         "object": "response",

@@ -10,8 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, List
 
 import pytest
-from connect_proxy import ConnectProxy
-from silent_server import SilentServer
+from servers import ConnectProxy, SilentServer
 
 import openai_ws
 from openai_ws import (

@@ -10,7 +10,7 @@ import json
 from typing import Any, Callable, Dict, List
 
 import pytest
-from silent_server import SilentServer, frame
+from servers import SilentServer, frame
 
 from openai_ws import (
     OpenAI,

@@ -15,7 +15,6 @@ a thread, take a lock or log: jitter and the current time are arguments.
 
 from __future__ import annotations
 
-import email.utils
 import re
 from typing import Callable, Mapping, Optional
 
@@ -50,7 +49,8 @@ def backoff(step: int, *, initial: float, cap: float, jitter: float) -> float:
     ``jitter`` is a number in ``[0, 1)`` (``random.random()``): 0 waits the full
     delay, values near 1 a quarter less.
     """
-    delay = min(cap, initial * 2**step)
+    # 2**step overflows a float from step 1024 on; long before that it is past any cap.
+    delay = cap if step >= 64 else min(cap, initial * 2**step)
     return float(delay * (1.0 - 0.25 * jitter))
 
 
@@ -74,6 +74,8 @@ def header_hint(headers: Mapping[str, str], *, now: Optional[float] = None) -> O
         except ValueError:
             pass
         if now is not None:
+            import email.utils  # an HTTP date is rare; keep it off the import path
+
             try:
                 when = email.utils.parsedate_to_datetime(seconds)
             except (TypeError, ValueError, IndexError):

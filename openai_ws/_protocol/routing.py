@@ -54,7 +54,7 @@ MAX_ACTIVE_RESPONSES = 16
 """Responses the service runs at once per socket; more are queued server-side."""
 
 CONNECTION_LIMIT = "websocket_connection_limit_reached"
-"""``error.code`` of the service's "this socket is too old" error (PROTOCOL.md §8)."""
+"""``error.code`` of the service's "this socket is too old" error (docs/protocol.md §8)."""
 
 
 class CloseKind(enum.Enum):

@@ -3,9 +3,12 @@
 Who writes what (the attributes are plain; the rules below make that safe):
 
 * ``key``, ``body`` and ``mode`` are set at creation and never change.
-* ``inbox`` and ``pending`` are replaced by the caller's thread, inside
-  :meth:`Engine.submit <openai_ws._session.engine.Engine.submit>` under the
-  engine's lock, for each attempt; the reader reads them under that lock.
+* ``inbox`` is replaced by the caller's thread before each new attempt, while
+  no connection holds the request (so no reader can put into the old one
+  after that); ``pending`` is set by the caller's thread in
+  :meth:`Engine.submit <openai_ws._session.engine.Engine.submit>`, under the
+  engine's lock, when the attempt registers. The reader finds the request
+  under that lock and then puts into its ``inbox``.
 * ``abandoned`` is set (only ever False to True) by the caller's thread or by
   the reader, without a lock; the reader checks it under the engine's lock
   before each put, so at worst one more event goes to an inbox nobody reads.

@@ -32,7 +32,8 @@ Timeouts
     between two events, not a total deadline). A read timeout is *not* retried:
     it is the caller's deadline, and the server may still be running the request.
 
-Retries (:class:`_Retry`, a small subclass of urllib3's ``Retry``)
+Retries (:class:`_Retry`, a small subclass of urllib3's ``Retry``; the rules are
+:mod:`openai_ws._protocol.retry`'s)
     Up to ``max_retries`` retries of connection failures (but not of a failed
     certificate check, which no retry can fix) and of the statuses 408, 409,
     429, 500, 502, 503 and 504, for GET, POST and DELETE. Three
@@ -62,14 +63,10 @@ Retries (:class:`_Retry`, a small subclass of urllib3's ``Retry``)
     response headers is retried: once :meth:`HTTPTransport.stream` has yielded
     an event, nothing is replayed.
 
-Cancelling from another thread (:class:`Cancellation`)
-    A call given a ``cancel`` token records the connection it is using (a
-    subclass of urllib3's connection classes does that when it connects and
-    when it sends, in the calling thread). ``cancel()`` from any thread shuts
-    that socket down, so a blocked connect, send or read returns at once, and
-    a retry wait ends early; the call then raises the token's error and is
-    never retried. Only the connection the call holds at that moment is
-    touched: it is forgotten before it goes back to the pool.
+Cancelling from another thread
+    A call given a ``cancel`` token (:mod:`.http_cancel`) is cut short when
+    another thread cancels the token; it then raises the token's error and is
+    never retried.
 
 Errors
     A non-2xx answer becomes the :class:`~openai_ws.errors.APIError` subclass

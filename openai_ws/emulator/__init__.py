@@ -1,7 +1,7 @@
 """A local emulator of the OpenAI Responses API: WebSocket mode plus HTTP/SSE.
 
 What it is for: a real aiohttp server on 127.0.0.1 that speaks the wire
-protocol of ``PROTOCOL.md`` (sections 1-8), for the tests, examples and
+protocol of ``docs/protocol.md`` (sections 1-8), for the tests, examples and
 benchmarks of ``openai_ws`` and for offline use. It is an independent
 implementation that speaks JSON dicts; it must never import the client's
 models, sessions or transports (nothing from ``openai_ws`` outside this
@@ -23,7 +23,7 @@ when the input ends with ``function_call_output`` items), streamed one word-toke
 the deltas concatenate to the exact text; ``max_output_tokens`` truncates and
 ends with ``response.incomplete``; ``generate: false`` is a warm-up with an
 empty output. Lanes, limits, the continuation cache, quirks and errors follow
-PROTOCOL.md; the server-wide switches are the fields of ``EmulatorConfig``.
+docs/protocol.md; the server-wide switches are the fields of ``EmulatorConfig``.
 
 Per-request scripting
 ---------------------
@@ -89,7 +89,7 @@ drops TCP), ``reset_attempts()``, ``ssl_context()``, ``client_cert_pem()`` (with
 ``Emulator(tls=True, client_auth=True)``, mutual TLS), ``stats`` (see
 ``EmulatorStats``), and the live ``config``.
 
-Choices where the service is undocumented (PROTOCOL.md section 9): after
+Choices where the service is undocumented (docs/protocol.md section 9): after
 ``websocket_connection_limit_reached`` the socket closes with 1000 and an empty
 reason (``EmulatorConfig.connection_limit_close_code``); other lanes' running
 responses are cut off by that close. ``sequence_number`` restarts at 0 for every

@@ -1,6 +1,6 @@
 """The connection-local continuation cache: the latest response of each lane.
 
-PROTOCOL.md section 5: each WebSocket connection keeps, per lane, the most
+docs/protocol.md section 5: each WebSocket connection keeps, per lane, the most
 recent successful response; a ``previous_response_id`` that is the latest of
 any lane on this connection is a fast cache hit. A same-lane continuation that
 fails evicts its parent; a failed cross-lane fork does not. The cache dies with

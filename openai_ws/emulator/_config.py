@@ -50,7 +50,7 @@ class EmulatorConfig:
 
     connection_limit_close_code: int = 1000
     """Close code used after ``websocket_connection_limit_reached`` (the real code is
-    undocumented, PROTOCOL.md section 9.1; 1000 with an empty reason is our choice)."""
+    undocumented, docs/protocol.md section 9.1; 1000 with an empty reason is our choice)."""
 
     decimal_sampling_quirk: bool = True
     """Reproduce the service bug: a WebSocket ``response.create`` whose ``temperature``

@@ -3,7 +3,7 @@
 Everything here is pure: build an ``ApiError`` (status, type, code, message,
 param, headers) and render it as a WebSocket ``error`` event, an HTTP error body
 or a nested SSE ``error`` event. Messages follow the service's wording where it
-is known (PROTOCOL.md section 4). This module must never perform I/O and must
+is known (docs/protocol.md section 4). This module must never perform I/O and must
 never put a full API key into a message.
 """
 

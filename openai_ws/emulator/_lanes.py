@@ -1,7 +1,7 @@
 """Per-connection lane scheduling: which queued ``response.create`` may start now.
 
 A WebSocket connection multiplexes responses over ``stream_id`` lanes
-(PROTOCOL.md section 2.2): each lane (the default lane is ``None``) is FIFO and
+(docs/protocol.md section 2.2): each lane (the default lane is ``None``) is FIFO and
 never runs two responses at once, different lanes run concurrently, at most
 ``max_active`` responses run per connection (the rest wait, in arrival order)
 and at most ``max_names`` distinct named lanes may ever be used. This module is

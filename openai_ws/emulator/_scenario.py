@@ -2,7 +2,7 @@
 
 Pure and deterministic: given a validated request body, its parsed ``Script``,
 ids from the caller's ``new_id`` and the caller's clock value, produce the list
-of ``(delay, event)`` steps of one response (PROTOCOL.md section 3.3) and the
+of ``(delay, event)`` steps of one response (docs/protocol.md section 3.3) and the
 Response objects it refers to (section 3.4). Events carry neither
 ``sequence_number`` nor ``stream_id``: the runner numbers them as it sends.
 This module must never sleep, read a clock, touch sockets or server state, or
@@ -188,7 +188,7 @@ def build_response(
     incomplete_details: Optional[Dict[str, Any]] = None,
     completed_at: Optional[int] = None,
 ) -> Dict[str, Any]:
-    """A full Response object (every key of PROTOCOL.md section 3.4) echoing ``body``."""
+    """A full Response object (every key of docs/protocol.md section 3.4) echoing ``body``."""
     reasoning = body.get("reasoning")
     text = body.get("text")
     text_config: Dict[str, Any] = dict(text) if isinstance(text, dict) else {}

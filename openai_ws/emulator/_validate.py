@@ -38,7 +38,7 @@ _KINDS: Dict[str, Tuple[str, Tuple[type, ...]]] = {
     "any": ("any value", (object,)),
 }
 
-# Body parameters common to both transports (PROTOCOL.md section 2.1).
+# Body parameters common to both transports (docs/protocol.md section 2.1).
 _COMMON_FIELDS: Dict[str, str] = {
     "model": "string",
     "input": "string_or_array",

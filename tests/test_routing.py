@@ -1,14 +1,9 @@
-"""Pure tests of the sans-IO core (lanes, routing, close classification) and the inbox."""
+"""Pure tests of the routing core (``_protocol/routing.py``): lanes, routing, close classes."""
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any, Optional
 
-import pytest
-
-from openai_ws._session.inbox import Failure, Inbox
 from openai_ws._protocol.routing import (
     MAX_LANE_NAMES,
     CloseKind,
@@ -16,7 +11,6 @@ from openai_ws._protocol.routing import (
     classify_close,
     is_lane_rejection,
 )
-from openai_ws.errors import ConsumerTooSlowError, RequestTimeoutError
 
 # Events reach the core decoded but untyped: plain dicts, as here.
 
@@ -201,83 +195,6 @@ def test_close_classification() -> None:
     assert classify_close(1000, initiated_by_us=True) is CloseKind.OURS
     for code in (None, 1001, 1006, 1011):
         assert classify_close(code, initiated_by_us=False) is CloseKind.ABNORMAL
-
-
-# -- inbox ----------------------------------------------------------------------
-
-
-def test_inbox_delivers_in_order_and_ends_with_terminal() -> None:
-    """Items come out in order; nothing is accepted after the terminal item."""
-    inbox = Inbox(max_events=10, max_bytes=1000)
-    assert inbox.put("a", 1)
-    assert inbox.put("b", 1, terminal=True)
-    assert not inbox.put("c", 1)
-    assert inbox.get_all() == ["a", "b"]
-    assert inbox.closed
-
-
-def test_inbox_timeout_loses_nothing() -> None:
-    """A timed-out get raises TimeoutError and a later get still sees the item."""
-    inbox = Inbox(max_events=10, max_bytes=1000)
-    with pytest.raises(TimeoutError):
-        inbox.get_all(time.monotonic() + 0.01)
-    with pytest.raises(RequestTimeoutError):
-        inbox.get_all(time.monotonic() - 1)
-    inbox.put("late", 4)
-    assert inbox.get_all(time.monotonic() + 1) == ["late"]
-
-
-def test_inbox_overflow_fails_only_the_consumer() -> None:
-    """Too many queued events fail the inbox with ConsumerTooSlowError, never block."""
-    inbox = Inbox(max_events=3, max_bytes=10_000)
-    results = [inbox.put(i, 1) for i in range(5)]
-    assert results == [True, True, True, False, False]
-    (item,) = inbox.get_all()
-    assert isinstance(item, Failure) and isinstance(item.exc, ConsumerTooSlowError)
-
-
-def test_inbox_byte_bound() -> None:
-    """The byte bound trips before the event bound when events are large."""
-    inbox = Inbox(max_events=100, max_bytes=10)
-    assert inbox.put("a", 6)
-    assert not inbox.put("b", 6)
-    (item,) = inbox.get_all()
-    assert isinstance(item, Failure)
-
-
-def test_inbox_wakes_a_blocked_waiter() -> None:
-    """A put from another thread wakes a consumer blocked without a deadline."""
-    inbox = Inbox(max_events=10, max_bytes=1000)
-    got: list = []
-    thread = threading.Thread(target=lambda: got.extend(inbox.get_all()))
-    thread.start()
-    time.sleep(0.05)
-    inbox.fail(RuntimeError("x"))
-    thread.join(2)
-    assert not thread.is_alive()
-    assert isinstance(got[0], Failure)
-
-
-def test_deferred_items_wake_the_consumer_on_wake() -> None:
-    """A deferred put leaves the consumer asleep until wake(); terminal items wake at once."""
-    inbox = Inbox(max_events=10, max_bytes=1000)
-    got: list = []
-    thread = threading.Thread(target=lambda: got.append(inbox.get_all()))
-    thread.start()
-    time.sleep(0.05)
-    inbox.put("a", 1, defer=True)
-    inbox.put("b", 1, defer=True)
-    time.sleep(0.05)
-    assert got == []  # still asleep: nobody said wake
-    inbox.wake()
-    thread.join(2)
-    assert got == [["a", "b"]]
-    waiter = threading.Thread(target=lambda: got.append(inbox.get_all()))
-    waiter.start()
-    time.sleep(0.05)
-    inbox.put("end", 1, terminal=True, defer=True)
-    waiter.join(2)
-    assert not waiter.is_alive() and got[-1] == ["end"]
 
 
 def test_lanes_caching_unstored_responses_are_reused_last() -> None:
