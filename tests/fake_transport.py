@@ -91,6 +91,26 @@ def answer(rid: str, text: str, lane: Optional[str], *, omit_output: bool = Fals
     return events
 
 
+def error_event(
+    status: Optional[int],
+    code: str,
+    message: str,
+    *,
+    kind: str = "invalid_request_error",
+    param: Optional[str] = None,
+    lane: Optional[str] = None,
+) -> Dict[str, Any]:
+    """An ``error`` event as the service sends it (``lane``: its ``stream_id``, if any)."""
+    event: Dict[str, Any] = {
+        "type": "error",
+        "status": status,
+        "error": {"type": kind, "code": code, "message": message, "param": param},
+    }
+    if lane is not None:
+        event["stream_id"] = lane
+    return event
+
+
 class FakeTransport:
     """One fake socket (the :class:`~openai_ws._session.connection.Transport` protocol)."""
 

@@ -12,7 +12,14 @@ import time
 from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
-from fake_transport import FakeServer, FakeTransport, answer, echo_script, options
+from fake_transport import (
+    FakeServer,
+    FakeTransport,
+    answer,
+    echo_script,
+    error_event,
+    options,
+)
 from fake_transport import response as response_object
 
 from openai_ws import (
@@ -188,16 +195,13 @@ def test_rate_limit_error_is_retried_after_the_hint() -> None:
     def script(transport: FakeTransport, frame: Dict[str, Any]) -> None:
         if len(transport.server.sent) == 1:
             transport.push(
-                {
-                    "type": "error",
-                    "status": 429,
-                    "error": {
-                        "type": "rate_limit_error",
-                        "code": "rate_limit_exceeded",
-                        "message": "Please try again in 20ms.",
-                    },
-                    "stream_id": frame.get("stream_id"),
-                }
+                error_event(
+                    429,
+                    "rate_limit_exceeded",
+                    "Please try again in 20ms.",
+                    kind="rate_limit_error",
+                    lane=frame.get("stream_id"),
+                )
             )
         else:
             echo_script(transport, frame)
@@ -214,16 +218,13 @@ def test_rate_limit_error_out_of_retries_raises() -> None:
 
     def script(transport: FakeTransport, frame: Dict[str, Any]) -> None:
         transport.push(
-            {
-                "type": "error",
-                "status": 429,
-                "error": {
-                    "type": "rate_limit_error",
-                    "code": "rate_limit_exceeded",
-                    "message": "slow",
-                },
-                "stream_id": frame.get("stream_id"),
-            }
+            error_event(
+                429,
+                "rate_limit_exceeded",
+                "slow",
+                kind="rate_limit_error",
+                lane=frame.get("stream_id"),
+            )
         )
 
     server = FakeServer(script)
@@ -239,16 +240,13 @@ def test_lane_rejection_replays_on_the_default_lane() -> None:
     def script(transport: FakeTransport, frame: Dict[str, Any]) -> None:
         if "stream_id" in frame:
             transport.push(
-                {
-                    "type": "error",
-                    "status": 400,
-                    "error": {
-                        "type": "invalid_request_error",
-                        "code": "unknown_parameter",
-                        "message": "Unknown parameter: 'stream_id'.",
-                        "param": "stream_id",
-                    },
-                }
+                error_event(
+                    400,
+                    "unknown_parameter",
+                    "Unknown parameter: 'stream_id'.",
+                    kind="invalid_request_error",
+                    param="stream_id",
+                )
             )
         else:
             echo_script(transport, frame)
@@ -276,16 +274,13 @@ def test_connection_limit_error_replays_on_a_new_socket() -> None:
     def script(transport: FakeTransport, frame: Dict[str, Any]) -> None:
         if len(transport.server.transports) == 1:
             transport.push(
-                {
-                    "type": "error",
-                    "status": 400,
-                    "error": {
-                        "type": "invalid_request_error",
-                        "code": "websocket_connection_limit_reached",
-                        "message": "Responses websocket connection limit reached (60 minutes).",
-                    },
-                    "stream_id": frame.get("stream_id"),
-                }
+                error_event(
+                    400,
+                    "websocket_connection_limit_reached",
+                    "Responses websocket connection limit reached (60 minutes).",
+                    kind="invalid_request_error",
+                    lane=frame.get("stream_id"),
+                )
             )
             transport.close_with(1000)
         else:

@@ -25,7 +25,19 @@ import collections
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Deque, Dict, Generator, List, Mapping, Optional, Union, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Deque,
+    Dict,
+    Generator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Union,
+    cast,
+)
 
 import attrs
 
@@ -77,37 +89,32 @@ log = logging.getLogger(__name__)
 # -- decisions ------------------------------------------------------------------
 
 
-@attrs.frozen
-class Deliver:
+class Deliver(NamedTuple):
     """Hand ``event`` to the caller; ``final`` ends the request."""
 
     event: ServerEvent
     final: bool
 
 
-@attrs.frozen
-class Collect:
+class Collect(NamedTuple):
     """Keep a finished output item for the response (``send()`` only)."""
 
     item: Dict[str, Any]
 
 
-@attrs.frozen
-class Skip:
+class Skip(NamedTuple):
     """Nothing for the caller; ``malformed`` says why, if the event was bad."""
 
     malformed: Optional[str] = None
 
 
-@attrs.frozen
-class Raise:
+class Raise(NamedTuple):
     """The request ends with ``error``."""
 
     error: BaseException
 
 
-@attrs.frozen
-class Resend:
+class Resend(NamedTuple):
     """Send the request again, after ``delay`` seconds.
 
     ``counter`` names the request's and the session's counter to add one to
@@ -120,8 +127,7 @@ class Resend:
     why: str
 
 
-@attrs.frozen
-class Fallback:
+class Fallback(NamedTuple):
     """Complete the request over HTTP; ``remember`` its shape for later requests."""
 
     reason: str
@@ -182,11 +188,17 @@ def _decide_error(
     deadline: Optional[float],
     jitter: float,
 ) -> Action:
-    error = error_from_event(cast(ErrorEvent, structure_event(item)), request.body)
-    if error.code == CONNECTION_LIMIT and request.replays < opts.max_replays:
+    try:
+        event = cast(ErrorEvent, structure_event(item))
+    except ProtocolError as exc:
+        return Raise(exc)
+    error = error_from_event(event, request.body)
+    fresh = request.delivered == 0  # nothing but this error arrived for the attempt
+    if error.code == CONNECTION_LIMIT and fresh and request.replays < opts.max_replays:
+        # The answer to a create the server refused: it never ran.
         return Resend(0.0, "replays", "the connection reached its age limit")
     delay = None
-    if request.delivered == 0 and request.retries < opts.max_retries:
+    if fresh and request.retries < opts.max_retries:
         delay = retry.socket_error_delay(
             status=error.status,
             code=error.code,
