@@ -11,16 +11,20 @@ calls it under its own lock, and the tests drive it with hand-made events.
 Routing rules (see docs/architecture.md, "Lanes"):
 
 * A tagged event (``stream_id`` set) belongs to the oldest unfinished request of
-  that lane: the server runs a lane FIFO, one response at a time.
+  that lane: the server runs a lane FIFO, one response at a time. It also
+  proves that this server honours lanes.
 * An untagged event belongs to the oldest unfinished request of the default
-  lane. When lanes are in use and an untagged *response* event arrives, the
-  server (or a proxy) is ignoring ``stream_id``: it runs every request on one
-  FIFO in the order the frames were sent, so from then on untagged events go to
-  the oldest unfinished request of the whole socket.
+  lane while the server is known to honour lanes. Until then, it belongs to
+  the oldest unfinished request of the whole socket (what both kinds of server
+  agree on); if that request is tagged, the server (or a proxy) is ignoring
+  ``stream_id``: it runs every request, tagged or not, on one FIFO in the
+  order the frames were sent, and so does the routing from then on. A session
+  carries that knowledge to its next sockets (``lanes_ignored=True``).
 * An untagged ``error`` naming ``stream_id`` means the server rejects lanes. It
   belongs to the oldest tagged request that has not started (the server answers
   creates in order); that request never ran and is handed back for a replay on
-  the default lane.
+  the default lane. Later requests, even those whose caller chose a
+  ``stream_id``, go on the default lane.
 """
 
 from __future__ import annotations
@@ -147,15 +151,24 @@ class _Lane:
 class ConnectionCore:
     """Lane assignment and event routing for one socket."""
 
-    def __init__(self, *, use_lanes: bool, max_names: int = MAX_LANE_NAMES) -> None:
+    def __init__(
+        self,
+        *,
+        use_lanes: bool,
+        max_names: int = MAX_LANE_NAMES,
+        lanes_ignored: bool = False,
+        lanes_rejected: bool = False,
+    ) -> None:
         if not 1 <= max_names <= MAX_LANE_NAMES:
             raise ValueError(f"max_names must be between 1 and {MAX_LANE_NAMES}")
-        self.use_lanes = use_lanes
+        self.use_lanes = use_lanes and not (lanes_ignored or lanes_rejected)
         """Whether new requests get a ``stream_id``; turns off when the server refuses."""
-        self.lanes_ignored = False
-        """The server answered a tagged request with untagged events."""
-        self.lanes_rejected = False
-        """The server refused a ``stream_id`` with an error."""
+        self.lanes_ignored = lanes_ignored
+        """The server answered a tagged request with untagged events (here or before)."""
+        self.lanes_rejected = lanes_rejected
+        """The server refused a ``stream_id`` with an error (here or before)."""
+        self.lanes_honoured = False
+        """The server tagged an event with its request's ``stream_id`` on this socket."""
         self._max_names = max_names
         self._lanes: Dict[str, _Lane] = {}
         self._default: List[Pending] = []
@@ -192,7 +205,7 @@ class ConnectionCore:
         sent, in the same order as the frames leave.
         """
         lane: Optional[_Lane]
-        if stream_id is not None:
+        if stream_id is not None and not self.lanes_rejected:
             lane = self._lanes.get(stream_id)
             if lane is None:
                 lane = self._lanes[stream_id] = _Lane(stream_id)
@@ -225,7 +238,10 @@ class ConnectionCore:
             if lane.latest_response_id is None:
                 return lane
         if len(self._lanes) < self._max_names:
-            name = f"ows-{len(self._lanes)}"
+            number = len(self._lanes)
+            while f"ows-{number}" in self._lanes:  # a caller may have chosen that name
+                number += 1
+            name = f"ows-{number}"
             lane = self._lanes[name] = _Lane(name)
             return lane
         if idle:
@@ -269,31 +285,29 @@ class ConnectionCore:
         if stream_id is not None:
             lane = self._lanes.get(stream_id) if type(stream_id) is str else None
             target = lane.queue[0] if lane and lane.queue else None
+            if target is not None:
+                self.lanes_honoured = True
         elif is_lane_rejection(event) and any(p.lane is not None for p in self._inflight):
             self.use_lanes = False
             self.lanes_rejected = True
             target = next((p for p in self._inflight if p.lane is not None and p.events == 0), None)
             rejected = target is not None
-        else:
-            if (
-                not self.lanes_ignored
-                and event_type != "error"
-                and not self._default
-                and any(p.lane is not None for p in self._inflight)
-            ):
+        elif self.lanes_ignored or (not self.lanes_honoured and event_type != "error"):
+            # One FIFO in send order: what a server that ignores lanes runs, and
+            # the only reading both kinds of server agree on until one tags.
+            target = self._inflight[0] if self._inflight else None
+            if target is not None and target.lane is not None and not self.lanes_ignored:
                 self.use_lanes = False
                 self.lanes_ignored = True
-            if self.lanes_ignored:
-                target = self._inflight[0] if self._inflight else None
-            elif self._default:
-                target = self._default[0]
-            else:
-                # An untagged error while only lanes are busy: the server could
-                # not tie it to a lane, so it answers the oldest request that
-                # has not started (the reply to a create), else the oldest one.
-                target = next((p for p in self._inflight if p.events == 0), None)
-                if target is None and self._inflight:
-                    target = self._inflight[0]
+        elif self._default:
+            target = self._default[0]
+        else:
+            # An untagged error while lanes are busy: the server could not tie
+            # it to a lane, so it answers the oldest request that has not
+            # started (the reply to a create), else the oldest one.
+            target = next((p for p in self._inflight if p.events == 0), None)
+            if target is None and self._inflight:
+                target = self._inflight[0]
         if target is None:
             return None
         terminal = rejected or event_type in TERMINAL_EVENT_TYPES

@@ -41,6 +41,10 @@ class Lost:
     kind: CloseKind
     code: Optional[int]
     reason: str
+    error: Optional[BaseException] = None
+    """What the transport saw, if anything (the cause to chain errors from)."""
+    culprit: bool = False
+    """For a protocol-error close: this request is the one that caused it."""
 
 
 @attrs.frozen
