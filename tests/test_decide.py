@@ -504,14 +504,54 @@ def test_silent_close_after_events_is_replay_unsafe_even_with_http():
     assert isinstance(action.error, ReplayUnsafeError)
 
 
-def test_close_after_events_reached_the_core_is_replay_unsafe():
-    """Events routed but not yet delivered also make a replay unsafe."""
+def test_close_after_events_the_stream_has_not_taken_is_replayed():
+    """Events routed but not yet taken by the consumer do not make a replay unsafe."""
     pending = Pending(key=1, lane=None, events=1, response_id="resp_9")
     action = _decide(Lost(CloseKind.ABNORMAL, None, ""), _request(pending=pending))
+    assert isinstance(action, Resend)
+    assert action.counter == "replays"
+
+
+def test_close_after_events_of_a_send_is_replayed():
+    """A send() whose socket ended mid-answer goes again: its caller has seen nothing."""
+    pending = Pending(key=1, lane=None, events=5, response_id="resp_9")
+    request = _request(Mode.RESULT, delivered=2, pending=pending)
+    action = _decide(Lost(CloseKind.ABNORMAL, 1011, ""), request)
+    assert isinstance(action, Resend)
+    silent = _decide(Lost(CloseKind.SILENT, 1000, ""), request, has_http=True)
+    assert isinstance(silent, Fallback) and not silent.remember  # it did not cause the close
+
+
+def test_stream_replay_unsafe_error_chains_the_transport_cause():
+    """The transport's recorded error travels with the decision, to be chained."""
+    cause = OSError("connection reset by peer")
+    action = _decide(Lost(CloseKind.ABNORMAL, None, "", cause), _request(delivered=1))
+    assert isinstance(action, Raise) and action.cause is cause
+
+
+def test_protocol_close_culprit_goes_over_http_once():
+    """The request blamed for a 1008 close is not sent on a socket again but over HTTP."""
+    lost = Lost(CloseKind.PROTOCOL, 1008, "policy", culprit=True)
+    action = _decide(lost, _request(), has_http=True)
+    assert isinstance(action, Fallback) and not action.remember
+    without_http = _decide(lost, _request())
+    assert isinstance(without_http, Raise)
+    assert isinstance(without_http.error, ConnectionClosedError)
+    assert "1008" in str(without_http.error) and "policy violation" in str(without_http.error)
+
+
+def test_protocol_close_bystander_is_replayed():
+    """Another request on a socket closed with 1009 is replayed as after a drop."""
+    lost = Lost(CloseKind.PROTOCOL, 1009, "", culprit=False)
+    assert isinstance(_decide(lost, _request(), has_http=True), Resend)
+
+
+def test_our_own_size_limit_is_a_typed_error_not_http():
+    """A message over our max_message_size (we closed with 1009) is not retried over HTTP."""
+    lost = Lost(CloseKind.PROTOCOL, 1009, "too big", ValueError("a frame of 9 bytes"), culprit=True)
+    action = _decide(lost, _request(Mode.RESULT), has_http=True)
     assert isinstance(action, Raise)
-    assert isinstance(action.error, ReplayUnsafeError)
-    assert action.error.events_received == 0
-    assert action.error.response_id == "resp_9"
+    assert isinstance(action.error, ConnectionClosedError)
 
 
 def test_pending_without_events_does_not_block_a_replay():

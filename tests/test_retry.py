@@ -18,8 +18,8 @@ from openai_ws._protocol.retry import (
     header_hint,
     http_refusal,
     message_hint,
-    socket_error_delay,
     usable_hint,
+    verdict,
 )
 
 NOW = 1_700_000_000.0
@@ -203,7 +203,7 @@ def test_usable_hint_keeps_positive_hints_up_to_the_limit(hint):
     assert usable_hint(hint) == hint
 
 
-# -- socket_error_delay ---------------------------------------------------------
+# -- verdict (the one rule of both transports) ---------------------------------------
 
 
 def _delay(
@@ -214,78 +214,106 @@ def _delay(
     message: Optional[str] = None,
     attempt: int = 0,
     jitter: float = 0.0,
+    now: Optional[float] = None,
 ) -> Optional[float]:
-    return socket_error_delay(
+    return verdict(
         status=status,
         code=code,
         headers=headers or {},
         message=message,
         attempt=attempt,
         jitter=jitter,
-    )
+        now=now,
+    ).delay
 
 
-def test_socket_error_delay_insufficient_quota_is_not_retried():
+def test_verdict_insufficient_quota_is_not_retried():
     """An out-of-credit 429 is final, whatever the hints say."""
     assert _delay(429, code="insufficient_quota", headers={"retry-after": "1"}) is None
 
 
-@pytest.mark.parametrize("status", [None, 400, 401, 403, 404, 408, 409, 422])
-def test_socket_error_delay_client_errors_are_not_retried(status):
-    """Statuses other than 429 and 5xx (and no status) are not retried on the socket."""
+@pytest.mark.parametrize("status", [None, 400, 401, 403, 404, 422])
+def test_verdict_client_errors_are_not_retried(status):
+    """Statuses other than 408, 409, 429 and 5xx (and no status) are not retried."""
     assert _delay(status, headers={"retry-after": "1"}) is None
 
 
-@pytest.mark.parametrize("status", [429, 500, 502, 503])
-def test_socket_error_delay_without_hint_uses_the_error_backoff(status):
-    """429 and 5xx with no hint wait the error backoff for the attempt."""
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 529])
+def test_verdict_without_hint_uses_the_error_backoff(status):
+    """408, 409, 429 and 5xx with no hint wait the error backoff for the attempt."""
     assert _delay(status, attempt=0) == ERROR_BACKOFF_INITIAL
     assert _delay(status, attempt=2) == ERROR_BACKOFF_INITIAL * 4
     assert _delay(status, attempt=2, jitter=0.5) == pytest.approx(ERROR_BACKOFF_INITIAL * 4 * 0.875)
 
 
-def test_socket_error_delay_backoff_is_capped():
+@pytest.mark.parametrize(
+    ("code", "retried"),
+    [
+        ("rate_limit_exceeded", True),
+        ("server_error", True),
+        ("server_is_overloaded", True),
+        ("invalid_prompt", False),
+    ],
+)
+def test_verdict_classifies_a_status_less_error_by_its_code(code, retried):
+    """An error event without a status but with a known code is retried like its status."""
+    assert (_delay(None, code=code) is not None) is retried
+
+
+def test_verdict_backoff_is_capped():
     """A late attempt without hint waits at most BACKOFF_MAX."""
     assert _delay(500, attempt=30) == BACKOFF_MAX
 
 
 @pytest.mark.parametrize("status", [429, 500])
-def test_socket_error_delay_uses_the_header_hint(status):
+def test_verdict_uses_the_header_hint(status):
     """A header hint is used as the delay, ignoring jitter and the attempt."""
     assert _delay(status, headers={"retry-after-ms": "1200"}, attempt=3, jitter=0.9) == 1.2
     assert _delay(status, headers={"retry-after": "4"}) == 4.0
 
 
-def test_socket_error_delay_uses_the_message_hint_without_header():
+def test_verdict_uses_the_message_hint_without_header():
     """With no header hint, the delay written in the message is used."""
     assert _delay(429, message="Please try again in 2.5s.") == 2.5
 
 
-def test_socket_error_delay_header_hint_beats_the_message():
+def test_verdict_header_hint_beats_the_message():
     """A header hint takes precedence over the message."""
     assert _delay(429, headers={"retry-after": "3"}, message="try again in 9s") == 3.0
 
 
-def test_socket_error_delay_too_long_hint_falls_back_to_backoff():
-    """A hint longer than MAX_RETRY_AFTER is ignored on the socket: plain backoff."""
-    assert _delay(429, headers={"retry-after": "120"}, attempt=1) == ERROR_BACKOFF_INITIAL * 2
-    assert _delay(429, message="try again in 61s", attempt=0) == ERROR_BACKOFF_INITIAL
+def test_verdict_too_long_hint_is_not_retried_and_says_so():
+    """A hint longer than MAX_RETRY_AFTER means no retry, with the hint kept for the error."""
+    rule = verdict(
+        status=429, code=None, headers={"retry-after": "120"}, message=None, attempt=0, jitter=0
+    )
+    assert rule.delay is None and rule.hint == 120.0 and "120" in rule.why
+    assert _delay(429, message="try again in 61s") is None
 
 
-def test_socket_error_delay_hint_at_the_limit_is_used():
+def test_verdict_hint_at_the_limit_is_used():
     """A hint of exactly MAX_RETRY_AFTER is still waited on."""
     assert _delay(503, headers={"retry-after": "60"}) == MAX_RETRY_AFTER
 
 
-def test_socket_error_delay_negative_hint_falls_back_to_backoff():
+def test_verdict_negative_hint_falls_back_to_backoff():
     """A negative header hint is ignored in favour of the backoff."""
     assert _delay(500, headers={"retry-after": "-3"}) == ERROR_BACKOFF_INITIAL
 
 
-def test_socket_error_delay_does_not_read_http_dates():
-    """On the socket an HTTP-date retry-after is no hint (no clock): plain backoff."""
+def test_verdict_reads_http_dates_given_the_time():
+    """An HTTP-date retry-after counts when the wall time is given."""
     date = email.utils.formatdate(NOW + 30, usegmt=True)
-    assert _delay(429, headers={"retry-after": date}) == ERROR_BACKOFF_INITIAL
+    assert _delay(429, headers={"retry-after": date}, now=NOW) == pytest.approx(30, abs=1)
+    assert _delay(429, headers={"retry-after": date}) == ERROR_BACKOFF_INITIAL  # no clock
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "retried"), [("true", 400, True), ("false", 500, False)]
+)
+def test_verdict_x_should_retry_overrides_the_status(value, status, retried):
+    """x-should-retry is the server's explicit verdict, over the status rule."""
+    assert (_delay(status, headers={"x-should-retry": value}) is not None) is retried
 
 
 # -- http_refusal ---------------------------------------------------------------
@@ -324,7 +352,7 @@ def test_http_refusal_retries_retryable_statuses(status):
     assert http_refusal(status, should_retry="", hint=None, error_code=_never_called) is None
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 501, 505])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 def test_http_refusal_refuses_other_statuses(status):
     """A status outside RETRY_STATUSES is refused, naming the status."""
     reason = http_refusal(status, should_retry="", hint=None, error_code=_never_called)

@@ -2,12 +2,16 @@
 
 Numbers in, numbers out. The session (for ``error`` events on the socket, and
 for reconnects and replays) and the HTTP transport's urllib3 ``Retry`` adapter
-both ask this module; neither keeps rules of its own.
+both ask this module; neither keeps rules of its own. One policy for both:
 
-The two paths still differ in one rule, on purpose until they are unified:
-over HTTP a server hint longer than :data:`MAX_RETRY_AFTER` means "do not
-retry" (the error is returned with its headers for the caller to decide); on
-the socket such a hint is ignored and the plain backoff is used.
+* retried: 408, 409, 429 (unless ``insufficient_quota``) and 5xx; an ``error``
+  event without a status is classified by its code (:data:`STATUS_BY_CODE`);
+* the server's verdict ``x-should-retry: true|false`` overrides the status;
+* the wait is the server's hint: ``retry-after-ms``, then ``retry-after``
+  (seconds or an HTTP date), then "try again in 1.5s" in the message; without
+  one, exponential backoff from 0.5 s, capped at 8 s, less up to 25 % jitter;
+* a hint longer than :data:`MAX_RETRY_AFTER` (60 s) is not waited on: the
+  error is raised at once, with the hint as its ``retry_after``.
 
 This module must never do I/O, read a clock, draw random numbers, sleep, start
 a thread, take a lock or log: jitter and the current time are arguments.
@@ -16,29 +20,39 @@ a thread, take a lock or log: jitter and the current time are arguments.
 from __future__ import annotations
 
 import re
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, NamedTuple, Optional
 
 __all__ = [
     "BACKOFF_MAX",
     "ERROR_BACKOFF_INITIAL",
     "MAX_RETRY_AFTER",
     "RETRY_STATUSES",
+    "STATUS_BY_CODE",
+    "Verdict",
     "backoff",
     "header_hint",
     "http_refusal",
     "message_hint",
-    "socket_error_delay",
+    "retryable_status",
     "usable_hint",
+    "verdict",
 ]
 
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-"""HTTP statuses retried (the official SDK's list)."""
+RETRY_STATUSES = frozenset({408, 409, 429, *range(500, 600)})
+"""Statuses retried (the official SDK's list: 408, 409, 429 and every 5xx)."""
 MAX_RETRY_AFTER = 60.0
 """Longest server hint, in seconds, that is waited on."""
 ERROR_BACKOFF_INITIAL = 0.5
 """First wait before retrying an error that came without a hint, in seconds."""
 BACKOFF_MAX = 8.0
 """Longest wait of the exponential backoff, in seconds."""
+
+STATUS_BY_CODE = {
+    "rate_limit_exceeded": 429,
+    "server_error": 500,
+    "server_is_overloaded": 503,
+}
+"""The status an ``error`` event stands for when it names none, by its code."""
 
 _RETRY_IN = re.compile(r"try again in\s+([0-9.]+)\s*(ms|s)\b", re.IGNORECASE)
 
@@ -103,7 +117,23 @@ def usable_hint(hint: Optional[float]) -> Optional[float]:
     return hint
 
 
-def socket_error_delay(
+def retryable_status(status: Optional[int]) -> bool:
+    """408, 409, 429 and 5xx are worth retrying."""
+    return status is not None and (status in (408, 409, 429) or 500 <= status <= 599)
+
+
+class Verdict(NamedTuple):
+    """Whether to retry an error, and after how long."""
+
+    delay: Optional[float]
+    """Seconds to wait before trying again; ``None``: do not retry."""
+    why: str
+    """Why, in a few words (for the log and for the error)."""
+    hint: Optional[float]
+    """The server's hint in seconds, if it gave one."""
+
+
+def verdict(
     *,
     status: Optional[int],
     code: Optional[str],
@@ -111,24 +141,33 @@ def socket_error_delay(
     message: Optional[str],
     attempt: int,
     jitter: float,
-) -> Optional[float]:
-    """Seconds to wait before sending again after an ``error`` event; ``None``: do not.
+    now: Optional[float] = None,
+) -> Verdict:
+    """The one retry rule (see the module docstring) for an error answer.
 
-    Retried: 429 (unless ``insufficient_quota``) and 5xx. The wait is the
-    server's hint (headers, then the message) when it is between 0 and
-    :data:`MAX_RETRY_AFTER` seconds, else the backoff for ``attempt``.
+    ``headers`` have lower-case names; ``attempt`` counts retries so far;
+    ``now`` (a ``time.time()`` value) lets ``retry-after`` be an HTTP date.
     """
-    if code == "insufficient_quota":
-        return None
-    value = status or 0
-    if value != 429 and value < 500:
-        return None
-    hint = header_hint(headers)
+    if status is None and code is not None:
+        status = STATUS_BY_CODE.get(code)
+    hint = header_hint(headers, now=now)
     if hint is None:
         hint = message_hint(message)
-    if hint is not None and 0 <= hint <= MAX_RETRY_AFTER:
-        return hint
-    return backoff(attempt, initial=ERROR_BACKOFF_INITIAL, cap=BACKOFF_MAX, jitter=jitter)
+    should = headers.get("x-should-retry", "").strip().lower()
+    if should == "false":
+        return Verdict(None, "the server said x-should-retry: false", hint)
+    if should != "true":
+        if not retryable_status(status):
+            return Verdict(None, f"status {status} is not retryable", hint)
+        if code == "insufficient_quota":
+            return Verdict(None, "insufficient_quota is not retryable", hint)
+    if hint is not None and hint > MAX_RETRY_AFTER:
+        return Verdict(None, f"the server asks to wait {hint:.0f} s", hint)
+    usable = usable_hint(hint)
+    if usable is not None:
+        return Verdict(usable, f"the server asked to wait {usable:.2f} s", hint)
+    delay = backoff(attempt, initial=ERROR_BACKOFF_INITIAL, cap=BACKOFF_MAX, jitter=jitter)
+    return Verdict(delay, f"backoff {delay:.2f} s", hint)
 
 
 def http_refusal(
@@ -150,7 +189,7 @@ def http_refusal(
         return None
     if verdict == "false":
         return "the server said x-should-retry: false"
-    if status not in RETRY_STATUSES:
+    if not retryable_status(status):
         return f"HTTP {status} is not retryable"
     if status == 429 and error_code() == "insufficient_quota":
         return "insufficient_quota is not retryable"

@@ -41,6 +41,7 @@ __all__ = [
     "CONNECTION_LIMIT",
     "MAX_ACTIVE_RESPONSES",
     "MAX_LANE_NAMES",
+    "PROTOCOL_CLOSES",
     "CloseKind",
     "ConnectionCore",
     "Pending",
@@ -69,15 +70,35 @@ class CloseKind(enum.Enum):
     SILENT = "silent"
     """The server sent close code 1000 with no ``error`` event for the request."""
     ABNORMAL = "abnormal"
-    """Any other code, no close frame at all (1006) or end of stream."""
+    """A close that may not happen again: 1001, 1006, 1011-1014, no close frame, EOF."""
+    PROTOCOL = "protocol"
+    """A close that will happen again if the same frame is sent: see :data:`PROTOCOL_CLOSES`."""
+
+
+PROTOCOL_CLOSES = {
+    1002: "protocol error",
+    1003: "unsupported data",
+    1007: "invalid frame payload data",
+    1008: "policy violation",
+    1009: "message too big",
+    1010: "mandatory extension",
+}
+"""Close codes (RFC 6455 section 7.4.1) that blame what was sent or received, not the network."""
 
 
 def classify_close(code: Optional[int], *, initiated_by_us: bool) -> CloseKind:
-    """Classify a connection end by its close code (``None``: no close frame)."""
+    """Classify a connection end by its close code (``None``: no close frame).
+
+    ``initiated_by_us`` means we started the closing handshake for our own
+    reasons (``close()``, rotation); a close we send because the peer broke
+    the protocol is classified by its code like the peer's.
+    """
     if initiated_by_us:
         return CloseKind.OURS
     if code == 1000:
         return CloseKind.SILENT
+    if code in PROTOCOL_CLOSES:
+        return CloseKind.PROTOCOL
     return CloseKind.ABNORMAL
 
 

@@ -43,7 +43,7 @@ import attrs
 
 from .._convert import structure_event
 from .._protocol import retry
-from .._protocol.routing import CONNECTION_LIMIT, CloseKind
+from .._protocol.routing import CONNECTION_LIMIT, PROTOCOL_CLOSES, CloseKind
 from ..errors import (
     APIError,
     ConnectError,
@@ -109,9 +109,10 @@ class Skip(NamedTuple):
 
 
 class Raise(NamedTuple):
-    """The request ends with ``error``."""
+    """The request ends with ``error``, chained from ``cause`` (the transport's, if any)."""
 
     error: BaseException
+    cause: Optional[BaseException] = None
 
 
 class Resend(NamedTuple):
@@ -146,16 +147,21 @@ def decide(
     deadline: Optional[float],
     has_http: bool,
     jitter: float,
+    wall_time: Optional[float] = None,
 ) -> Action:
     """What to do with one inbox ``item`` of ``request`` (pure; see the module docstring).
 
     ``request.delivered`` already counts ``item`` if it is an event (not an
-    ``error``). ``jitter`` is a number in ``[0, 1)`` for the backoff.
+    ``error``). ``now`` and ``deadline`` are ``time.monotonic()`` values;
+    ``wall_time`` (``time.time()``) lets a ``retry-after`` HTTP date count.
+    ``jitter`` is a number in ``[0, 1)`` for the backoff.
     """
     if type(item) is dict:
         if item["type"] != "error":
             return _decide_event(item, request.mode)
-        return _decide_error(item, request, opts, now=now, deadline=deadline, jitter=jitter)
+        return _decide_error(
+            item, request, opts, now=now, deadline=deadline, jitter=jitter, wall_time=wall_time
+        )
     if isinstance(item, Failure):
         return Raise(item.exc)
     if isinstance(item, Rejected):
@@ -187,56 +193,84 @@ def _decide_error(
     now: float,
     deadline: Optional[float],
     jitter: float,
+    wall_time: Optional[float],
 ) -> Action:
     try:
         event = cast(ErrorEvent, structure_event(item))
     except ProtocolError as exc:
         return Raise(exc)
     error = error_from_event(event, request.body)
-    fresh = request.delivered == 0  # nothing but this error arrived for the attempt
+    fresh = request.delivered == 0  # the caller has seen nothing of this request yet
     if error.code == CONNECTION_LIMIT and fresh and request.replays < opts.max_replays:
         # The answer to a create the server refused: it never ran.
         return Resend(0.0, "replays", "the connection reached its age limit")
-    delay = None
-    if fresh and request.retries < opts.max_retries:
-        delay = retry.socket_error_delay(
-            status=error.status,
-            code=error.code,
-            headers=error.headers,
-            message=error.message,
-            attempt=request.retries,
-            jitter=jitter,
-        )
-    if delay is None or (deadline is not None and now + delay > deadline):
+    if not fresh or request.retries >= opts.max_retries:
         return Raise(error)
-    return Resend(delay, "retries", f"the server answered {error.code or error.status}")
+    rule = retry.verdict(
+        status=error.status,
+        code=error.code,
+        headers=error.headers,
+        message=error.message,
+        attempt=request.retries,
+        jitter=jitter,
+        now=wall_time,
+    )
+    if rule.delay is None:
+        if rule.hint is not None and rule.hint > retry.MAX_RETRY_AFTER:
+            error.retry_after = rule.hint
+        return Raise(error)
+    if deadline is not None and now + rule.delay > deadline:
+        return Raise(error)
+    return Resend(rule.delay, "retries", f"the server answered {error.code or error.status}")
 
 
 def _decide_lost(
     lost: Lost, request: RequestState, opts: SessionOptions, *, has_http: bool, jitter: float
 ) -> Action:
-    if request.started:
-        pending = request.pending
+    pending = request.pending
+    code = lost.code
+    if request.mode is Mode.EVENTS and request.delivered:
+        # The consumer has seen part of the answer: sending the request again
+        # could answer it twice. A send() caller has seen nothing: it goes on.
         return Raise(
             ReplayUnsafeError(
-                f"the connection closed (code={lost.code}) after the request had received "
+                f"the connection closed (code={code}) after the stream had delivered "
                 f"{request.delivered} event(s); it was not replayed, to avoid answering it twice",
-                code=lost.code,
+                code=code,
                 reason=lost.reason,
                 events_received=request.delivered,
                 response_id=pending.response_id if pending else None,
-            )
+            ),
+            lost.error,
         )
+    answered_before = bool(pending is not None and pending.events)
     if lost.kind is CloseKind.SILENT and has_http:
-        return Fallback("the socket closed silently", remember=True)
+        return Fallback("the socket closed silently", remember=not answered_before)
+    if lost.kind is CloseKind.PROTOCOL and lost.culprit:
+        meaning = PROTOCOL_CLOSES.get(code or 0, "protocol error")
+        # HTTP may carry what the socket refused, except an answer larger than
+        # our own max_message_size: it would be as large over HTTP.
+        too_big_for_us = code == 1009 and lost.error is not None
+        if has_http and not too_big_for_us:
+            return Fallback(f"the socket closed with {code} ({meaning})", remember=False)
+        return Raise(
+            ConnectionClosedError(
+                f"the connection closed with {code} ({meaning}) because of this request; "
+                "it is not sent on a socket again",
+                code=code,
+                reason=lost.reason,
+            ),
+            lost.error,
+        )
     if request.replays >= opts.max_replays:
         return Raise(
             ConnectionClosedError(
-                f"the connection closed (code={lost.code}) {request.replays + 1} times before "
-                "the request received any event; giving up",
-                code=lost.code,
+                f"the connection closed (code={code}) {request.replays + 1} times before "
+                "the request was answered; giving up",
+                code=code,
                 reason=lost.reason,
-            )
+            ),
+            lost.error,
         )
     # Sockets that keep dying under this request: slow down from the second replay on.
     delay = 0.0
@@ -244,7 +278,7 @@ def _decide_lost(
         delay = retry.backoff(
             request.replays - 1, initial=opts.backoff_initial, cap=opts.backoff_max, jitter=jitter
         )
-    return Resend(delay, "replays", f"the connection ended (code={lost.code})")
+    return Resend(delay, "replays", f"the connection ended (code={code})")
 
 
 def error_from_event(event: ErrorEvent, body: Mapping[str, Any]) -> APIError:
@@ -289,6 +323,7 @@ def events(
                 deadline=deadline,
                 has_http=engine.http is not None,
                 jitter=random.random(),
+                wall_time=time.time(),
             )
             if isinstance(action, Deliver):
                 finished = action.final
@@ -303,6 +338,8 @@ def events(
                     log.warning("skipped an event that does not fit its type: %s", action.malformed)
             elif isinstance(action, Raise):
                 finished = True
+                if action.cause is not None and action.error.__cause__ is None:
+                    raise action.error from action.cause
                 raise action.error
             elif isinstance(action, Fallback):
                 finished = True
@@ -315,6 +352,7 @@ def events(
                 if action.delay > 0:
                     engine.pause(action.delay)
                 batch.clear()
+                request.collected.clear()  # the next attempt sends its own items
                 request.inbox = engine.new_inbox(request.mode)
                 if not engine.submit(request, deadline):
                     finished = True

@@ -27,15 +27,23 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
 
 import attrs
 
 from .._protocol import retry
-from .._protocol.routing import CloseKind, ConnectionCore, classify_close, is_connection_limit
+from .._protocol.routing import (
+    CloseKind,
+    ConnectionCore,
+    Pending,
+    classify_close,
+    is_connection_limit,
+)
 from .._transports.ws import Closed, WSTransport
 from ..errors import ConnectError, ConnectionClosedError, SessionClosedError
 from .connection import Connection, TransportFactory
@@ -64,7 +72,9 @@ class Engine:
     ) -> None:
         self.options = options
         self.http = http
-        self.fallback = FallbackPolicy()
+        self.fallback = FallbackPolicy(
+            cooldown=options.fallback_cooldown, cooldown_max=options.fallback_cooldown_max
+        )
         self._transport_factory: TransportFactory = transport or WSTransport
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
@@ -73,10 +83,17 @@ class Engine:
         self._closed = False
         self._closed_event = threading.Event()  # set with _closed; wakes pause()
         self._use_lanes = options.use_lanes
+        # What earlier sockets taught about lanes, for the next socket's core.
+        self._lanes_ignored = False
+        self._lanes_rejected = False
+        # Set, without a lock, by the finalizer of a session nobody holds any
+        # more (see signal_close); the reader and later calls do the closing.
+        self._close_signalled = False
         self._keys = itertools.count(1)
         self._stats: Dict[str, int] = dict.fromkeys(attrs.fields_dict(SessionStats), 0)
         # Tokens of the HTTP calls running now; close() cancels them.
         self._http_calls: Set[Cancellation] = set()
+        _ENGINES.add(self)
 
     # -- state ----------------------------------------------------------------
 
@@ -90,7 +107,12 @@ class Engine:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._closed or self._close_signalled
+
+    def _check_open(self) -> None:
+        """Raise :class:`SessionClosedError` once the session is closed (``_lock`` held)."""
+        if self._closed or self._close_signalled:
+            raise SessionClosedError("the session is closed")
 
     def backoff(self, step: int) -> float:
         """The wait before reconnect or replay number ``step + 1``."""
@@ -110,8 +132,7 @@ class Engine:
         """Return the open connection, opening one if needed (``_send_lock`` held)."""
         retired: Optional[Connection] = None
         with self._lock:
-            if self._closed:
-                raise SessionClosedError("the session is closed")
+            self._check_open()
             conn = self._conn
             if conn is not None and (
                 time.monotonic() - conn.opened_at >= self.options.max_connection_age
@@ -135,12 +156,17 @@ class Engine:
         transport.connect()
         conn = Connection(
             transport,
-            ConnectionCore(use_lanes=self._use_lanes, max_names=opts.max_lanes),
+            ConnectionCore(
+                use_lanes=self._use_lanes,
+                max_names=opts.max_lanes,
+                lanes_ignored=self._lanes_ignored,
+                lanes_rejected=self._lanes_rejected,
+            ),
             time.monotonic(),
         )
         thread = conn.start(self, ping_interval=opts.ping_interval, ping_timeout=opts.ping_timeout)
         with self._lock:
-            if self._closed:
+            if self._closed or self._close_signalled:
                 transport.send_close()
                 transport.abort()
                 transport.release()
@@ -176,10 +202,13 @@ class Engine:
         opts = self.options
         attempt = 0
         while True:
+            probing = False
             if self.fallback.session_reason is not None:
-                return None
+                if not self.fallback.probe_due(time.monotonic()):
+                    return None
+                probing = True  # one attempt, then HTTP again for a longer while
             try:
-                return self._connect()
+                conn = self._connect()
             except ConnectError as exc:
                 attempt += 1
                 verdict = connect_verdict(
@@ -189,20 +218,29 @@ class Engine:
                     raise
                 if verdict is ConnectVerdict.HTTP:
                     self.fallback.use_http_for_session(
-                        f"the server refused the WebSocket upgrade with HTTP {exc.status}"
+                        f"the server refused the WebSocket upgrade with HTTP {exc.status}",
+                        now=time.monotonic(),
                     )
                     return None
                 delay = self.backoff(attempt - 1)
                 out_of_time = deadline is not None and time.monotonic() + delay > deadline
-                if attempt > opts.reconnect_attempts or out_of_time:
+                if probing or attempt > opts.reconnect_attempts or out_of_time:
                     if self.http is not None:
                         self.fallback.use_http_for_session(
-                            f"{attempt} WebSocket connects failed ({exc})"
+                            f"{attempt} WebSocket connect(s) failed ({exc})", now=time.monotonic()
                         )
                         return None
                     raise
                 log.info("connect failed (%s); retrying in %.2fs", exc, delay)
                 self.pause(delay)
+            else:
+                if probing:
+                    self.fallback.socket_recovered()
+                return conn
+
+    def http_reason(self, body: Dict[str, Any]) -> Optional[str]:
+        """Why ``body`` goes over HTTP now, or ``None`` to send it on the socket."""
+        return self.fallback.reason(body, now=time.monotonic())
 
     def open(self) -> None:
         """Connect now, so a wrong key or URL fails at creation."""
@@ -229,19 +267,25 @@ class Engine:
         )
 
     def submit(self, request: RequestState, deadline: Optional[float]) -> bool:
-        """Register ``request`` on the socket and send its frame.
+        """Register ``request`` on the socket and send its frame, as one unit.
 
-        Returns False when the session has switched to HTTP instead.
+        The frame is serialised first, so a body that is not JSON raises
+        before anything is registered. If sending is interrupted (an exception
+        other than a closed socket, ``KeyboardInterrupt`` included), part of the
+        frame may have left: the socket is poisoned (shut down, so every other
+        request on it is recovered like on a lost socket) and this request is
+        abandoned; the exception propagates. Returns False when the session has
+        switched to HTTP instead.
         """
+        body = request.body
+        text = _frame_text(body)
         with self._send_lock:
-            body = request.body
             while True:
                 conn = self._connect_or_fallback(deadline)
                 if conn is None:
                     return False
                 with self._lock:
-                    if self._closed:
-                        raise SessionClosedError("the session is closed")
+                    self._check_open()
                     if conn.dead or conn.retiring:
                         continue  # it ended between connect() and now: open another
                     pending = conn.core.open(
@@ -255,16 +299,23 @@ class Engine:
                     names = len(conn.core.lane_names)
                     self._stats["lanes_used"] = max(self._stats["lanes_used"], names)
                 break
-            frame: Dict[str, Any] = {"type": "response.create", **body}
             if pending.lane is not None:
-                frame["stream_id"] = pending.lane
+                text = f'{text[:-1]}, "stream_id": {json.dumps(pending.lane)}}}'
+            done = False
             try:
-                conn.transport.send_text(json.dumps(frame))
+                conn.transport.send_text(text)
+                done = True
             except ConnectionClosedError:
                 # The reader sees the same dead socket and hands this request
                 # a Lost note (it has no event yet), so nothing is lost here.
                 log.debug("send failed; request %d waits for the reader", request.key)
                 conn.transport.abort()
+                done = True
+            finally:
+                if not done:
+                    log.warning("sending request %d was cut short; closing the socket", request.key)
+                    self.abandon(request)
+                    conn.transport.abort()
             return True
 
     @staticmethod
@@ -317,6 +368,14 @@ class Engine:
             log.info("the server refused the stream_id field; using the default lane")
             request.inbox.put(Rejected(), urgent=True)
             return None
+        if (
+            request.mode is Mode.RESULT
+            and not route.terminal
+            and event["type"] != "response.output_item.done"
+        ):
+            # send() needs only the finished items and the terminal event;
+            # the rest is not queued, so a long answer costs no more memory.
+            return None
         inbox = request.inbox
         if inbox.put(event, nbytes, terminal=route.terminal, defer=True):
             # A non-terminal event is woken for with the rest of its batch.
@@ -327,18 +386,29 @@ class Engine:
 
     def ended(self, conn: Connection, closed: Closed) -> None:
         """Hand every unfinished request of ``conn`` a note (reader thread)."""
+        signalled = self._close_signalled
+        if signalled:
+            self._finish_signalled_close()
         with self._lock:
             if self._conn is conn:
                 self._conn = None
             conn.dead = True
-            kind = classify_close(closed.code, initiated_by_us=conn.closing)
+            kind = classify_close(closed.code, initiated_by_us=conn.closing or signalled)
             if kind is CloseKind.SILENT and conn.limit_reached:
                 kind = CloseKind.ABNORMAL  # announced by an error event: not silent
+            if conn.core.lanes_ignored:
+                self._lanes_ignored = True
+            if conn.core.lanes_rejected:
+                self._lanes_rejected = True
             if conn.core.lanes_rejected or conn.core.lanes_ignored:
                 self._use_lanes = False
-            orphans = [conn.requests.pop(p.key, None) for p in conn.core.drain()]
+            drained = conn.core.drain()
+            orphans = [conn.requests.pop(p.key, None) for p in drained]
             conn.requests.clear()
             session_closed = self._closed
+        culprit = None
+        if kind is CloseKind.PROTOCOL:
+            culprit = _culprit(drained, local=closed.error is not None)
         if kind is not CloseKind.OURS:
             log.info(
                 "the connection ended (code=%s, reason=%r, %s); %d request(s) in flight",
@@ -347,13 +417,16 @@ class Engine:
                 kind.value,
                 sum(1 for r in orphans if r is not None and not r.abandoned),
             )
-        for request in orphans:
+        for pending, request in zip(drained, orphans):
             if request is None or request.abandoned:
                 continue
             if session_closed:
                 request.inbox.fail(SessionClosedError("the session was closed"))
             else:
-                request.inbox.put(Lost(kind, closed.code, closed.reason), urgent=True)
+                note = Lost(
+                    kind, closed.code, closed.reason, closed.error, culprit=pending is culprit
+                )
+                request.inbox.put(note, urgent=True)
 
     def released(self, conn: Connection) -> None:
         with self._lock:
@@ -367,8 +440,7 @@ class Engine:
 
         token = Cancellation(lambda: SessionClosedError("the session was closed"))
         with self._lock:
-            if self._closed:
-                raise SessionClosedError("the session is closed")
+            self._check_open()
             self._http_calls.add(token)
         return token
 
@@ -378,12 +450,47 @@ class Engine:
 
     # -- shutting down --------------------------------------------------------
 
+    def signal_close(self) -> None:
+        """Close without taking a lock or joining a thread: what a finalizer may do.
+
+        A session reachable only through a reference cycle can be collected in
+        any thread at any allocation, also in a reader thread that holds
+        ``_lock``; its finalizer then runs here. This only sets a flag and shuts
+        the sockets down at the OS level (which wakes their readers); each
+        reader then fails its requests with :class:`SessionClosedError` and
+        stops, and every later call refuses to start.
+        """
+        self._close_signalled = True
+        for _ in range(3):  # the set may change under us: try again, never block
+            try:
+                connections = tuple(self._connections)
+                break
+            except RuntimeError:
+                continue
+        else:  # pragma: no cover - three concurrent changes in a row
+            connections = ()
+        for conn in connections:
+            conn.transport.abort()
+
+    def _finish_signalled_close(self) -> None:
+        """After :meth:`signal_close`: the bookkeeping of close(), in a reader thread."""
+        with self._lock:
+            self._closed = True
+            http_calls = list(self._http_calls)
+            for conn in self._connections:
+                conn.closing = True
+        self._closed_event.set()
+        for token in http_calls:
+            token.cancel()
+
+
     def close(self) -> None:
         """Fail pending requests, cancel HTTP calls, close every socket, join every reader."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            self._close_signalled = True
             self._closed_event.set()
             http_calls = list(self._http_calls)
             connections = list(self._connections)
@@ -409,3 +516,67 @@ class Engine:
                 thread.join(1.0)
             if thread.is_alive():  # pragma: no cover - a wedged socket library
                 log.warning("reader thread %s did not stop", thread.name)
+
+    def forked(self) -> None:
+        """In a forked child: forget the parent's sockets and threads, never touch them.
+
+        The child inherits the parent's sockets (shared with the parent, which
+        goes on using them) but none of its threads. Nothing is sent or shut
+        down on them: they are dropped, and the child opens its own socket on
+        first use. Locks are made anew (a parent thread may have held one at
+        the fork).
+        """
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self.fallback.forked()
+        self._conn = None
+        self._connections = set()
+        self._http_calls = set()
+        if self._closed_event.is_set():
+            self._closed_event = threading.Event()
+            self._closed_event.set()
+        else:
+            self._closed_event = threading.Event()
+
+
+def _frame_text(body: Dict[str, Any]) -> str:
+    """The ``response.create`` frame of ``body``, without ``stream_id`` (the core adds the lane).
+
+    Raises ``TypeError`` for a value that is not JSON (a ``datetime``, a set)
+    and ``ValueError`` for NaN or infinity, which JSON cannot carry.
+    """
+    fields = {key: value for key, value in body.items() if key != "stream_id"}
+    try:
+        return json.dumps({"type": "response.create", **fields}, allow_nan=False)
+    except TypeError as exc:
+        raise TypeError(f"the request cannot be sent: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"the request cannot be sent as JSON: {exc}") from None
+
+
+def _culprit(drained: List[Pending], *, local: bool) -> Optional[Pending]:
+    """Which request a protocol-error close blames (``drained`` in send order).
+
+    We closed (``local``): the peer sent a frame we refuse, most likely part of
+    the oldest answer under way. The peer closed: it refused what we sent, most
+    likely the newest frame, which it has not answered yet.
+    """
+    if not drained:
+        return None
+    if local:
+        return next((p for p in drained if p.events), drained[0])
+    return next((p for p in reversed(drained) if not p.events), drained[-1])
+
+
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Every live engine, so a forked child can make each forget its parent's sockets."""
+
+
+def _after_fork_in_child() -> None:
+    for engine in list(_ENGINES):
+        engine.forked()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+

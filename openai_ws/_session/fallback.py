@@ -1,9 +1,13 @@
 """When a request goes over HTTP instead of the socket.
 
-Two things send a request over HTTP. For the whole session: the server refused
-the WebSocket upgrade in a way that says it does not speak WebSocket there
-(426, 404, 405, ...), or every connect attempt failed, and an HTTP transport is
-available. For one request shape: a request with non-integer numbers in some
+Two things send a request over HTTP. For the whole session, for a while: the
+server refused the WebSocket upgrade in a way that says it does not speak
+WebSocket there (403, 404, 405, 426, ...: the HTTP answer to the request then
+decides), or every connect attempt failed, and an HTTP transport is available.
+After a cooldown (``fallback_cooldown`` seconds, doubling after each failed try
+up to ``fallback_cooldown_max``) one request tries the socket again, with a
+single connect attempt: a server that was down at start-up and came back is
+used over WebSocket again. For one request shape: a request with non-integer numbers in some
 top-level fields (for example ``temperature=0.7``) once made the server close
 the socket silently with code 1000 (a known server bug); later requests with
 decimals in the same fields, or a superset of them, go straight to HTTP. The
@@ -36,12 +40,16 @@ class ConnectVerdict(enum.Enum):
 
 
 def connect_verdict(status: Optional[int], *, retryable: bool, has_http: bool) -> ConnectVerdict:
-    """Classify a failed connect by the upgrade's HTTP ``status`` (``None``: no answer)."""
-    if not retryable or status in (401, 403):
+    """Classify a failed connect by the upgrade's HTTP ``status`` (``None``: no answer).
+
+    A 401 is a bad key: HTTP would refuse it too. Other 4xx but 408 and 429
+    (403, 404, 405, 426, 400, ...) may come from a gateway that serves the API
+    over HTTP but not WebSocket: the request goes over HTTP, whose own answer
+    (an answer, or the same refusal as a typed error) decides.
+    """
+    if not retryable or status == 401:
         return ConnectVerdict.RAISE
     if status is not None and status < 500 and status not in (408, 429):
-        # The server (or a proxy) does not speak WebSocket here: 426, 404,
-        # 405, 400... Plain HTTP may still work.
         return ConnectVerdict.HTTP if has_http else ConnectVerdict.RAISE
     return ConnectVerdict.RETRY
 
@@ -64,27 +72,54 @@ class FallbackPolicy:
     never mutated, so readers need no lock.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, cooldown: float = 30.0, cooldown_max: float = 600.0) -> None:
         self._lock = threading.Lock()
         self._session_reason: Optional[str] = None
         self._shapes: FrozenSet[Tuple[str, ...]] = frozenset()
+        self._first_cooldown = cooldown
+        self._cooldown_max = cooldown_max
+        self._cooldown = cooldown  # the wait after the next failure
+        self._retry_at = 0.0  # time.monotonic() from which the socket may be tried again
+
+    def forked(self) -> None:
+        """In a forked child: a new lock (a parent thread may have held the old one)."""
+        self._lock = threading.Lock()
 
     @property
     def session_reason(self) -> Optional[str]:
-        """Why the whole session uses HTTP, or ``None`` while it uses the socket."""
+        """Why the session uses HTTP for now, or ``None`` while it uses the socket."""
         return self._session_reason
 
-    def use_http_for_session(self, reason: str) -> None:
-        """Send every later request over HTTP (logged once)."""
+    def use_http_for_session(self, reason: str, *, now: float) -> None:
+        """Send later requests over HTTP, until the cooldown from ``now`` has passed."""
         with self._lock:
-            if self._session_reason is not None:
-                return
+            first = self._session_reason is None
             self._session_reason = reason
-        log.warning("using HTTP for the rest of this session: %s", reason)
+            wait = self._cooldown
+            self._retry_at = now + wait
+            self._cooldown = min(self._cooldown_max, wait * 2)
+        if first:
+            log.warning("using HTTP for this session: %s; trying the WebSocket again in %.0fs",
+                        reason, wait)
+        else:
+            log.info("the WebSocket is still unusable (%s); next try in %.0fs", reason, wait)
 
-    def reason(self, body: Mapping[str, Any]) -> Optional[str]:
+    def probe_due(self, now: float) -> bool:
+        """True when the session uses HTTP but may try the socket again now."""
+        return self._session_reason is not None and now >= self._retry_at
+
+    def socket_recovered(self) -> None:
+        """A socket opened again: the session is back on the WebSocket."""
+        with self._lock:
+            if self._session_reason is None:
+                return
+            self._session_reason = None
+            self._cooldown = self._first_cooldown
+        log.warning("the WebSocket works again; the session uses it from now on")
+
+    def reason(self, body: Mapping[str, Any], *, now: float) -> Optional[str]:
         """Why ``body`` must go over HTTP, or ``None`` to use the socket."""
-        if self._session_reason is not None:
+        if self._session_reason is not None and now < self._retry_at:
             return self._session_reason
         shape = set(decimal_shape(body))
         for poisoned in self._shapes:

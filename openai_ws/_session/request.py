@@ -63,8 +63,3 @@ class RequestState:
     """Times the request was sent again after a retryable ``error`` event."""
     collected: List[Dict[str, Any]] = attrs.Factory(list)
     """``response.output_item.done`` events kept untyped for the response (RESULT mode)."""
-
-    @property
-    def started(self) -> bool:
-        """True once any event reached the caller or the core (a replay may answer twice)."""
-        return bool(self.delivered or (self.pending is not None and self.pending.events))
