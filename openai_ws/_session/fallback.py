@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from typing import Any, FrozenSet, Mapping, Optional, Tuple
 
 __all__ = ["ConnectVerdict", "FallbackPolicy", "connect_verdict", "decimal_shape"]
@@ -117,8 +118,13 @@ class FallbackPolicy:
             self._cooldown = self._first_cooldown
         log.warning("the WebSocket works again; the session uses it from now on")
 
-    def reason(self, body: Mapping[str, Any], *, now: float) -> Optional[str]:
-        """Why ``body`` must go over HTTP, or ``None`` to use the socket."""
+    def reason(self, body: Mapping[str, Any], *, now: Optional[float] = None) -> Optional[str]:
+        """Why ``body`` must go over HTTP, or ``None`` to use the socket.
+
+        ``now`` is a ``time.monotonic()`` value (read here when not given).
+        """
+        if now is None:
+            now = time.monotonic()
         if self._session_reason is not None and now < self._retry_at:
             return self._session_reason
         shape = set(decimal_shape(body))

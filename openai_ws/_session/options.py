@@ -21,6 +21,8 @@ __all__ = [
     "DEFAULT_BACKOFF_INITIAL",
     "DEFAULT_BACKOFF_MAX",
     "DEFAULT_CLOSE_TIMEOUT",
+    "DEFAULT_FALLBACK_COOLDOWN",
+    "DEFAULT_FALLBACK_COOLDOWN_MAX",
     "DEFAULT_MAX_CONNECTION_AGE",
     "DEFAULT_MAX_LANES",
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -43,13 +45,24 @@ DEFAULT_PING_TIMEOUT = 60.0
 # Limits
 DEFAULT_MAX_QUEUE_EVENTS = 10_000
 DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024
-DEFAULT_MAX_MESSAGE_SIZE: Optional[int] = None
+DEFAULT_MAX_MESSAGE_SIZE: Optional[int] = 16 * 1024 * 1024
+"""Largest incoming message, in bytes: 16 MiB (``None``: no limit; larger closes with 1009).
+
+The largest event the service sends is the terminal ``response.completed``: the whole
+response, all its output, plus the ``instructions`` and ``tools`` the request sent. The
+emulator's answer of 128,000 output tokens (the most a model returns) is 0.78 MB, 6.2 bytes
+a token; text that JSON escapes as ``\\uXXXX`` can triple that and reasoning items add
+their encrypted content, so even a maximal answer stays near 3 MB. The rest leaves room for
+large ``instructions`` and ``tools`` echoed back (16 MiB is also the emulator's inbound
+limit). Answers with ``top_logprobs`` cost about 1 KB a token: raise the limit for those."""
 # Recovery
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_RECONNECT_ATTEMPTS = 4
 DEFAULT_MAX_REPLAYS = 10
 DEFAULT_BACKOFF_INITIAL = 0.25
 DEFAULT_BACKOFF_MAX = 8.0
+DEFAULT_FALLBACK_COOLDOWN = 30.0
+DEFAULT_FALLBACK_COOLDOWN_MAX = 600.0
 # Lifetime
 DEFAULT_CLOSE_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTION_AGE = 55 * 60.0
@@ -113,5 +126,8 @@ class SessionOptions:
     max_replays: int = DEFAULT_MAX_REPLAYS
     backoff_initial: float = DEFAULT_BACKOFF_INITIAL
     backoff_max: float = DEFAULT_BACKOFF_MAX
+    fallback_cooldown: float = DEFAULT_FALLBACK_COOLDOWN
+    """Seconds on HTTP before the socket is tried again (doubling, up to the max)."""
+    fallback_cooldown_max: float = DEFAULT_FALLBACK_COOLDOWN_MAX
     # Lifetime
     max_connection_age: float = DEFAULT_MAX_CONNECTION_AGE
