@@ -114,9 +114,16 @@ def error_event(
 class FakeTransport:
     """One fake socket (the :class:`~openai_ws._session.connection.Transport` protocol)."""
 
-    def __init__(self, server: FakeServer, url: str, max_message_size: Optional[int]) -> None:
+    def __init__(
+        self,
+        server: FakeServer,
+        url: str,
+        max_message_size: Optional[int],
+        connect_timeout: float = 1.0,
+    ) -> None:
         self.server = server
         self.url = url
+        self.connect_timeout = connect_timeout
         self.max_message_size = max_message_size
         self.sent: List[Dict[str, Any]] = []
         self.closes_sent: List[int] = []
@@ -145,6 +152,11 @@ class FakeTransport:
 
     def connect(self) -> None:
         self.server.connect_attempts += 1
+        if self.server.hang_connects:
+            # A server that accepts and never answers the upgrade: the attempt
+            # ends when the connect timeout it was given runs out.
+            self.server.hung.wait(self.connect_timeout)
+            raise ConnectError(f"timed out after {self.connect_timeout:.2f}s")
         refusal = self.server.refuse_next.pop(0) if self.server.refuse_next else None
         if refusal is not None:
             raise refusal
@@ -192,6 +204,9 @@ class FakeServer:
         self.connect_attempts = 0
         self.refuse_next: List[ConnectError] = []
         """Errors the next connects raise, in order (then connects succeed)."""
+        self.hang_connects = False
+        """Connects wait out their connect timeout, then fail (set ``hung`` to end them)."""
+        self.hung = threading.Event()
 
     def factory(
         self,
@@ -203,7 +218,7 @@ class FakeServer:
         proxy: Optional[str] = None,
         max_message_size: Optional[int] = None,
     ) -> FakeTransport:
-        transport = FakeTransport(self, url, max_message_size)
+        transport = FakeTransport(self, url, max_message_size, connect_timeout)
         self.transports.append(transport)
         return transport
 

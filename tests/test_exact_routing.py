@@ -433,6 +433,28 @@ def test_socket_is_used_again_after_the_cooldown() -> None:
     assert [b["input"] for b in http.bodies] == ["a", "b", "c"]
 
 
+# -- a reconnect that never answers (issue: every timeout is a total deadline) ---------------
+
+
+def test_waiting_senders_end_at_their_own_deadline_while_a_reconnect_hangs() -> None:
+    """4 senders with timeout=1 behind a reconnect that never answers all end within ~1 s."""
+    server = FakeServer(echo_script)
+    with Session(options(connect_timeout=5.0), transport=server.factory) as session:
+        assert session.send(model="m", input="first").output_text == "first"
+        server.hang_connects = True
+        server.last.close_with(1011)
+        while not server.last.released.is_set():
+            time.sleep(0.005)
+        started = time.monotonic()
+        outcomes = concurrently(
+            *[lambda: session.send(model="m", input="x", timeout=1.0) for _ in range(4)], gap=0
+        )
+        elapsed = time.monotonic() - started
+        server.hung.set()
+    assert elapsed < 2.0, elapsed
+    assert all(isinstance(o, (openai_ws.RequestTimeoutError, ConnectError)) for o in outcomes), outcomes
+
+
 # -- 11. root causes --------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ a reader on a caller, hold ``_lock`` across I/O, or reference the public
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -32,7 +33,7 @@ import random
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set
 
 import attrs
 
@@ -45,7 +46,12 @@ from .._protocol.routing import (
     is_connection_limit,
 )
 from .._transports.ws import Closed, WSTransport
-from ..errors import ConnectError, ConnectionClosedError, SessionClosedError
+from ..errors import (
+    ConnectError,
+    ConnectionClosedError,
+    RequestTimeoutError,
+    SessionClosedError,
+)
 from .connection import Connection, TransportFactory
 from .fallback import ConnectVerdict, FallbackPolicy, connect_verdict
 from .inbox import Inbox, Lost, Rejected
@@ -128,8 +134,11 @@ class Engine:
 
     # -- connecting -----------------------------------------------------------
 
-    def _connect(self) -> Connection:
-        """Return the open connection, opening one if needed (``_send_lock`` held)."""
+    def _connect(self, deadline: Optional[float] = None) -> Connection:
+        """Return the open connection, opening one if needed (``_send_lock`` held).
+
+        Opening takes at most ``connect_timeout``, and never past ``deadline``.
+        """
         retired: Optional[Connection] = None
         with self._lock:
             self._check_open()
@@ -145,10 +154,13 @@ class Engine:
         if conn is not None:
             return conn
         opts = self.options
+        connect_timeout = opts.connect_timeout
+        if deadline is not None:
+            connect_timeout = max(0.001, min(connect_timeout, deadline - time.monotonic()))
         transport = self._transport_factory(
             opts.url,
             headers=opts.headers,
-            connect_timeout=opts.connect_timeout,
+            connect_timeout=connect_timeout,
             ssl_context=opts.ssl_context,
             proxy=opts.proxy,
             max_message_size=opts.max_message_size,
@@ -208,7 +220,7 @@ class Engine:
                     return None
                 probing = True  # one attempt, then HTTP again for a longer while
             try:
-                conn = self._connect()
+                conn = self._connect(deadline)
             except ConnectError as exc:
                 attempt += 1
                 verdict = connect_verdict(
@@ -279,7 +291,7 @@ class Engine:
         """
         body = request.body
         text = _frame_text(body)
-        with self._send_lock:
+        with self._sending(deadline):
             while True:
                 conn = self._connect_or_fallback(deadline)
                 if conn is None:
@@ -317,6 +329,23 @@ class Engine:
                     self.abandon(request)
                     conn.transport.abort()
             return True
+
+    @contextlib.contextmanager
+    def _sending(self, deadline: Optional[float]) -> Iterator[None]:
+        """Hold ``_send_lock``, waiting for it no later than ``deadline``.
+
+        Another request may hold it while it opens a socket to a server that
+        is slow to answer: each waiting request still ends at its own deadline.
+        """
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._send_lock.acquire(timeout=wait):
+            raise RequestTimeoutError(
+                "timed out waiting to send: another request is still opening the socket"
+            )
+        try:
+            yield
+        finally:
+            self._send_lock.release()
 
     @staticmethod
     def abandon(request: RequestState) -> None:
