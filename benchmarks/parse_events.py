@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/parse_events.py
+    python benchmarks/parse_events.py [--rounds 7]
 
 For a few kinds of event it prints the time per event of ``json.loads(frame)``,
 of ``structure_event(dict)`` (the typed layer alone: dispatch on ``type`` plus
@@ -13,12 +13,13 @@ Each figure is the best of several rounds, so it is the cost without noise from
 other processes. Takes a few seconds.
 """
 
+import argparse
 import json
 import os
 import platform
 import sys
 import timeit
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -192,7 +193,12 @@ def best_per_call(fn: Callable[[], Any], rounds: int = 7, round_seconds: float =
     return min(timer.repeat(repeat=rounds, number=number)) / number
 
 
-def main() -> int:
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--rounds", type=int, default=7, help="timing rounds per figure, best kept (default: 7)"
+    )
+    args = parser.parse_args(argv)
     print(f"Python {platform.python_version()} on {platform.machine()} ({platform.system()})")
     header = f"{'event':<30} {'bytes':>6} {'json.loads':>11} {'structure':>11} "
     header += f"{'parse_event':>12} {'structure/json':>15}"
@@ -202,9 +208,9 @@ def main() -> int:
     for name, frame in CASES:
         decoded = json.loads(frame)
         structure_event(decoded)  # warm up, and prove the frame is valid
-        t_json = best_per_call(lambda frame=frame: json.loads(frame))
-        t_structure = best_per_call(lambda decoded=decoded: structure_event(decoded))
-        t_parse = best_per_call(lambda frame=frame: parse_event(frame))
+        t_json = best_per_call(lambda frame=frame: json.loads(frame), args.rounds)
+        t_structure = best_per_call(lambda decoded=decoded: structure_event(decoded), args.rounds)
+        t_parse = best_per_call(lambda frame=frame: parse_event(frame), args.rounds)
         ratio = t_structure / t_json
         if name == "output_text.delta":
             delta_ratio = ratio

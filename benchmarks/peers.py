@@ -3,7 +3,8 @@
 Run from the repository root::
 
     python benchmarks/peers.py [--turns 20] [--rounds 9] [--tokens 5000]
-                               [--stream-rounds 3] [--import-runs 5] [--no-plot]
+                               [--stream-rounds 3] [--import-runs 5]
+                               [--plot PATH | --no-plot]
 
 Everything talks to the emulator (in a child process, one per transport:
 ``http``/``ws`` and ``https``/``wss`` with a throw-away CA that every client is
@@ -33,9 +34,13 @@ told to trust). It measures, in one run:
 How to read the ratios: "% lower per-turn latency" is 1 - Session / new-conn
 HTTP (the README claims 37% over TLS); "peer / openai_ws" above 1 means
 openai_ws is faster; "openai_ws / peer events/s" above 1 likewise; the import
-ratio is openai_ws / openai (goal <= 0.25). It writes
-``benchmarks/per_turn_latency.png`` (per-turn latency of each client over the
-turns, TLS) unless ``--no-plot``.
+ratio is openai_ws / openai (goal <= 0.25). It draws the per-turn latency of
+each client over the turns (TLS) into ``--plot PATH`` (default
+``benchmarks/out/per_turn_latency.png``; the README's copy,
+``benchmarks/per_turn_latency.png``, is redrawn only by ``run_all.py
+--update-plot``) unless ``--no-plot``, and says so when matplotlib is missing.
+The official package's clients are labelled "openai SDK ..." so that no line
+can be mistaken for one of openai_ws's.
 """
 
 from __future__ import annotations
@@ -66,16 +71,19 @@ from _common import (
 SCRIPT = "peers"
 CLAIM = 37.0
 IMPORT_GOAL = 0.25
-PNG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "per_turn_latency.png")
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT_DIR = os.path.join(HERE, "out")
+"""Where results go by default (git ignores it); see ``run_all.py --out``."""
+PLOT_NAME = "per_turn_latency.png"
 
 SESSION = "openai_ws Session"
 NEW_HTTP = "HTTP new conn/turn"
 POOLED_HTTP = "HTTP pooled (requests)"
 OWS_HTTP = "openai_ws HTTP"
 BARE = "bare websocket-client"
-OFFICIAL_WS = "openai WS connection"
-OFFICIAL_SESSION = "openai WS session helper"
-OFFICIAL_HTTP = "openai HTTP"
+OFFICIAL_WS = "openai SDK WebSocket connection"
+OFFICIAL_SESSION = "openai SDK session helper"
+OFFICIAL_HTTP = "openai SDK HTTP"
 
 
 def official_available() -> Tuple[bool, str]:
@@ -426,7 +434,16 @@ def import_times(runs: int, with_openai: bool) -> Dict[str, List[float]]:
 # -- output ------------------------------------------------------------------------------
 
 
-def plot(latencies: Dict[str, List[List[float]]], turns: int, title: str) -> str:
+def plot_title(turns: int, rounds: int, machine: str) -> str:
+    """The plot's heading: what was measured, how often, and how to read it."""
+    return (
+        f"{turns}-turn agent loop over TLS (loopback emulator), median of {rounds} rounds; "
+        f"lower is better\n{machine}"
+    )
+
+
+def plot(latencies: Dict[str, List[List[float]]], turns: int, title: str, path: str) -> str:
+    """Draw the per-turn latency of each client into ``path`` (a PNG); return the path."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -455,7 +472,7 @@ def plot(latencies: Dict[str, List[List[float]]], turns: int, title: str) -> str
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("turn (each chained to the previous one with previous_response_id)")
-    ax.set_ylabel("latency of the turn, ms (median over rounds, log scale)")
+    ax.set_ylabel("latency of the turn, ms (median over rounds, log scale; lower is better)")
     ax.set_xticks(x)
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
@@ -467,9 +484,13 @@ def plot(latencies: Dict[str, List[List[float]]], turns: int, title: str) -> str
         title_fontsize=8,
     )
     fig.tight_layout()
-    fig.savefig(PNG)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    partial = path + ".tmp"
+    fig.savefig(partial, format="png")
     plt.close(fig)
-    return PNG
+    os.replace(partial, path)
+    return path
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -480,7 +501,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--stream-rounds", type=int, default=3, help="streaming rounds")
     parser.add_argument("--import-runs", type=int, default=5, help="fresh processes per import")
     parser.add_argument("--no-official", action="store_true", help="leave the openai package out")
-    parser.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    parser.add_argument(
+        "--plot",
+        metavar="PATH",
+        default=os.path.join(OUT_DIR, PLOT_NAME),
+        help=f"where to draw the per-turn latency plot (default: benchmarks/out/{PLOT_NAME})",
+    )
+    parser.add_argument("--no-plot", action="store_true", help="do not draw the plot")
     parser.add_argument("--in-process", action="store_true", help="emulator in this process")
     parser.add_argument("--json", help="write the goal rows to this file (run_all.py)")
     args = parser.parse_args(argv)
@@ -514,7 +541,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             low, high = spread(rounds)
             rel = lat[name] / lat[SESSION]
             print(
-                f"   {name:<26} {lat[name] * 1e3:8.2f}   ({low * 1e3:.2f}..{high * 1e3:.2f})"
+                f"   {name:<32} {lat[name] * 1e3:8.2f}   ({low * 1e3:.2f}..{high * 1e3:.2f})"
                 f"   {rel:5.2f}x Session"
             )
         if NEW_HTTP in lat:
@@ -557,7 +584,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     )
     med = {name: median(r) for name, r in rates.items()}
     for name, r in rates.items():
-        print(f"   {name:<26} {med[name]:>10,.0f}   ({', '.join(f'{x:,.0f}' for x in r)})")
+        print(f"   {name:<32} {med[name]:>10,.0f}   ({', '.join(f'{x:,.0f}' for x in r)})")
     for peer in (OFFICIAL_WS, OFFICIAL_SESSION, BARE):
         if peer in med:
             goals.append(
@@ -601,11 +628,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"\nAfter the run: {load_note()}")
     print_goals(goals, title=f"Ratios  ({machine})")
     png = None
-    if not args.no_plot:
+    if not args.no_plot and importlib.util.find_spec("matplotlib") is None:
+        print("\nSKIPPED plot: matplotlib is not installed (pip install -e '.[bench]')")
+    elif not args.no_plot:
         png = plot(
-            loops["TLS"],
-            args.turns,
-            f"{args.turns}-turn agent loop over TLS (loopback emulator)\n{machine}",
+            loops["TLS"], args.turns, plot_title(args.turns, args.rounds, machine), args.plot
         )
         print(f"\nPlot: {png}")
     write_json(args.json, goals, {"png": png})

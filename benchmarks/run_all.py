@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/run_all.py [--skip peers] [--quiet]
+    python benchmarks/run_all.py [--skip peers] [--quiet] [--out DIR] [--update-plot]
 
 It runs, each in a fresh Python process (so one benchmark's threads, imports
 and sockets cannot slow down the next), with the repository on ``PYTHONPATH``:
@@ -13,29 +13,41 @@ and sockets cannot slow down the next), with the repository on ``PYTHONPATH``:
 * ``session_vs_bare.py``: Session vs a bare websocket-client loop;
 * ``fallback_cost.py``: the silent-close HTTP fallback vs plain HTTP;
 * ``peers.py``: Session vs HTTP, the official ``openai`` package, import time;
-  it writes ``benchmarks/per_turn_latency.png``.
+  it draws the per-turn latency plot.
 
 Each script's own output is shown as it runs (``--quiet`` hides it), then the
 combined table: one row per ratio, its value, its goal and whether the goal is
 met ("info" rows have no goal). The exit status is 0 even when goals are
 missed (1 only when a script failed): the table, not the status, is the result.
+
+Everything a run produces goes to the output folder, ``--out`` (default
+``benchmarks/out/``, which git ignores): ``NAME.txt`` (each script's output),
+``NAME.json`` (its goal rows), ``results.txt`` (the combined table) and
+``per_turn_latency.png``. The plot the README shows,
+``benchmarks/per_turn_latency.png``, is tracked by git and is replaced only
+with ``--update-plot`` (by a copy of the new plot, once ``peers.py`` succeeded).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Dict, List, Optional, Tuple
 
 from _common import REPO, Goal, load_note, machine_summary, print_goals
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+OUT_DIR = os.path.join(HERE, "out")
+PLOT_NAME = "per_turn_latency.png"
+COMMITTED_PLOT = os.path.join(HERE, PLOT_NAME)
 OURS = ("session_vs_bare", "fallback_cost", "peers")
 ALL = ("parse_events", "emulator_throughput", *OURS)
 
@@ -105,10 +117,23 @@ def emulator_goals(output: str) -> List[Goal]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--skip", action="append", choices=ALL, default=[], help="leave one out")
     parser.add_argument("--quiet", action="store_true", help="show only the combined table")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=OUT_DIR,
+        help="folder for the results and the plot (default: benchmarks/out, ignored by git)",
+    )
+    parser.add_argument(
+        "--update-plot",
+        action="store_true",
+        help=f"also replace the plot the README shows, benchmarks/{PLOT_NAME} (tracked by git)",
+    )
     args = parser.parse_args(argv)
+    out_dir = os.path.abspath(args.out)
+    os.makedirs(out_dir, exist_ok=True)
 
     print(f"Machine: {machine_summary()}")
     print(f"Before: {load_note()}")
@@ -116,42 +141,58 @@ def main(argv: Optional[List[str]] = None) -> int:
     failures: Dict[str, int] = {}
     durations: Dict[str, float] = {}
     png: Optional[str] = None
-    with tempfile.TemporaryDirectory(prefix="openai-ws-bench-") as tmp:
-        for name in ALL:
-            if name in args.skip:
-                continue
-            out_json = os.path.join(tmp, f"{name}.json")
-            extra = ["--json", out_json] if name in OURS else []
-            status, output, durations[name] = run(name, extra, args.quiet)
-            if status != 0:
-                failures[name] = status
-            if name == "parse_events":
-                goals += parse_events_goals(output)
-            elif name == "emulator_throughput":
-                goals += emulator_goals(output)
-            elif os.path.exists(out_json):
-                with open(out_json, encoding="utf-8") as f:
-                    payload = json.load(f)
-                goals += [Goal.from_dict(d) for d in payload["goals"]]
-                png = payload.get("png") or png
-            else:
-                goals.append(Goal(name, "(no result: the script failed)", None, "info", 0.0))
+    for name in ALL:
+        if name in args.skip:
+            continue
+        out_json = os.path.join(out_dir, f"{name}.json")
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(out_json)  # never read the rows of an earlier run
+        extra = ["--json", out_json] if name in OURS else []
+        if name == "peers":
+            extra += ["--plot", os.path.join(out_dir, PLOT_NAME)]
+        status, output, durations[name] = run(name, extra, args.quiet)
+        with open(os.path.join(out_dir, f"{name}.txt"), "w", encoding="utf-8") as f:
+            f.write(output)
+        if status != 0:
+            failures[name] = status
+        if name == "parse_events":
+            goals += parse_events_goals(output)
+        elif name == "emulator_throughput":
+            goals += emulator_goals(output)
+        elif os.path.exists(out_json):
+            with open(out_json, encoding="utf-8") as f:
+                payload = json.load(f)
+            goals += [Goal.from_dict(d) for d in payload["goals"]]
+            png = payload.get("png") or png
+        else:
+            goals.append(Goal(name, "(no result: the script failed)", None, "info", 0.0))
 
-    print("\n" + "=" * 100)
-    print(f"Machine: {machine_summary()}")
-    print(f"After: {load_note()}")
-    print("Durations: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()))
-    print_goals(goals, title="All ratios", show_script=True)
-    met = sum(1 for g in goals if g.met is True)
-    missed = [g for g in goals if g.met is False]
-    print(
-        f"\nGoals met: {met}, missed: {len(missed)}"
-        + (" (" + "; ".join(f"{g.script}: {g.name}" for g in missed) + ")" if missed else "")
-    )
-    for name, status in failures.items():
-        print(f"FAILED: {name}.py exited with {status}")
+    summary = io.StringIO()
+    with contextlib.redirect_stdout(summary):
+        print("\n" + "=" * 100)
+        print(f"Machine: {machine_summary()}")
+        print(f"After: {load_note()}")
+        print("Durations: " + ", ".join(f"{k} {v:.0f} s" for k, v in durations.items()))
+        print_goals(goals, title="All ratios", show_script=True)
+        met = sum(1 for g in goals if g.met is True)
+        missed = [g for g in goals if g.met is False]
+        print(
+            f"\nGoals met: {met}, missed: {len(missed)}"
+            + (" (" + "; ".join(f"{g.script}: {g.name}" for g in missed) + ")" if missed else "")
+        )
+        for name, status in failures.items():
+            print(f"FAILED: {name}.py exited with {status}")
+    print(summary.getvalue(), end="")
+    with open(os.path.join(out_dir, "results.txt"), "w", encoding="utf-8") as f:
+        f.write(summary.getvalue().lstrip("\n"))
     if png:
         print(f"\nPlot: {png}")
+        if args.update_plot and "peers" not in failures:
+            shutil.copyfile(png, COMMITTED_PLOT)
+            print(f"Updated the README's plot: {COMMITTED_PLOT}")
+    elif args.update_plot:
+        print("\n--update-plot: no new plot was drawn; the README's plot is unchanged")
+    print(f"Results: {out_dir}")
     return 1 if failures else 0
 
 

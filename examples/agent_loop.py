@@ -5,7 +5,7 @@ Python functions, sends their outputs back chained with ``previous_response_id``
 and stops when the model answers in text. Offline, the emulator is scripted
 through request metadata to make those calls.
 
-Run: ``python examples/agent_loop.py``
+Run: ``python examples/agent_loop.py [--emulator]``
 """
 
 from __future__ import annotations

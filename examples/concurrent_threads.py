@@ -4,7 +4,7 @@ Sixteen worker threads each ask four questions on the same socket; the reader
 thread routes every event to the request that owns it. ``Session.map`` does the
 same for a list of requests and keeps the input order.
 
-Run: ``python examples/concurrent_threads.py``
+Run: ``python examples/concurrent_threads.py [--emulator]``
 (It is not called ``concurrent.py``: that name would shadow the standard
 library's ``concurrent`` package for any script in this folder.)
 """

@@ -7,7 +7,7 @@ silent close, completes the request over HTTP with the very same parameters,
 reopens the socket for later requests, and sends requests of that shape
 straight to HTTP afterwards. The INFO log lines show each step.
 
-Run: ``python examples/fallback.py``
+Run: ``python examples/fallback.py [--emulator]``
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@
 3. a stream printing text deltas as they arrive, then ``[completed]``;
 then ``close()`` (done by the ``with`` block).
 
-Run: ``python examples/websocket_session.py`` (offline it uses the bundled emulator,
-which echoes the question back word by word). The file is not called
+Run: ``python examples/websocket_session.py [--emulator]`` (offline, or with
+``--emulator``, it uses the bundled emulator, which echoes the question back
+word by word). The file is not called
 ``websocket.py``: that name would shadow the ``websocket`` package (from
 websocket-client, which openai_ws uses) for every script in this folder.
 """

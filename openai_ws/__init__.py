@@ -2,7 +2,7 @@
 
     import openai_ws
 
-    client = openai_ws.OpenAI.from_env()
+    client = openai_ws.OpenAI()  # OPENAI_API_KEY, OPENAI_BASE_URL, ... as in the official SDK
     with client.ws_session() as session:
         response = session.send(model="gpt-4o-mini", input="Hello")
         print(response.output_text)
@@ -13,8 +13,10 @@ whose name starts with an underscore is private.
 """
 
 from ._loops import RunResult
+from ._types import RequestFields, RunFields
 from ._version import __version__
 from .client import OpenAI, Responses
+from .conversation import Conversation, ConversationUsage
 from .errors import (
     APIError,
     AuthenticationError,
@@ -86,7 +88,7 @@ from .models import (
     UnknownOutputItem,
     Usage,
 )
-from .session import Session, SessionStats
+from .session import EventStream, Session, SessionStats
 
 __all__ = [
     "TERMINAL_EVENT_TYPES",
@@ -97,8 +99,11 @@ __all__ = [
     "ConnectError",
     "ConnectionClosedError",
     "ConsumerTooSlowError",
+    "Conversation",
+    "ConversationUsage",
     "ErrorEvent",
     "ErrorPayload",
+    "EventStream",
     "FunctionCall",
     "FunctionCallOutput",
     "IncompleteDetails",
@@ -116,6 +121,7 @@ __all__ = [
     "RateLimitError",
     "ReasoningItem",
     "ReplayUnsafeError",
+    "RequestFields",
     "RequestTimeoutError",
     "Response",
     "ResponseCompleted",
@@ -148,6 +154,7 @@ __all__ = [
     "ResponseSteerFailed",
     "ResponseSteerPending",
     "Responses",
+    "RunFields",
     "RunResult",
     "ServerEvent",
     "Session",

@@ -723,7 +723,7 @@ def structure(obj: Mapping[str, Any], cls: Type[_T]) -> _T:
     if cls is ResponseCreateRequest:
         try:
             return cast(_T, ResponseCreateRequest.from_dict(obj))
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # a mistyped field; a NaN or infinity
             raise ProtocolError(f"malformed {what}: {exc}") from exc
     if cls is UnknownEvent:
         event = structure_event(obj)

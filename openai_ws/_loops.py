@@ -131,14 +131,15 @@ def map_requests(
     timeout: Optional[float],
     return_exceptions: bool,
     progress: bool,
-) -> Iterator[Union[Response, BaseException]]:
-    """The generator behind :meth:`Session.map`."""
+) -> Iterator[Union[Response, Exception]]:
+    """The generator behind :meth:`Session.map` (exceptions are yielded only with
+    ``return_exceptions``)."""
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     items = list(requests)
     bar = _progress_bar(len(items)) if progress else None
 
-    def one(request: ResponseCreateRequest) -> Union[Response, BaseException]:
+    def one(request: ResponseCreateRequest) -> Union[Response, Exception]:
         try:
             return session.send(request, timeout=timeout)
         except Exception as exc:

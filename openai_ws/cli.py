@@ -11,7 +11,9 @@ answers (or the JSON of ``ask --json``); prompts, notes, warnings and errors go
 to stderr, except the prompt of a fully interactive chat (stdin and stdout both
 a terminal), which ``input()`` shows on the terminal. Exit 0 on success, 1 when
 the API or the connection failed, 2 on a usage or configuration error
-(argparse, no API key), 130 after Ctrl-C outside a streaming chat answer.
+(argparse, no API key), 130 after Ctrl-C outside a streaming chat answer. A
+chat whose last turn failed (an error, or a failed response) exits 1 too, so a
+script piping lines in can tell that its last message got no answer.
 Ctrl-C while a chat answer streams stops only that answer: the stream is
 closed, so the session abandons the request and drops its remaining events,
 and the next turn chains from the last finished response.
@@ -32,12 +34,13 @@ import logging
 import os
 import secrets
 import sys
-from typing import Dict, Iterator, List, Optional, Sequence, TextIO, Union
+from typing import Dict, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
 
 from ._version import __version__
 from .client import OpenAI
 from .errors import (
     APIError,
+    AuthenticationError,
     OpenAIWSError,
     PreviousResponseNotFoundError,
     SessionClosedError,
@@ -74,6 +77,13 @@ commands:
   /exit, /quit  leave (so does Ctrl-D)
   /help         show this help
 Ctrl-C stops an answer while it streams; at the prompt it leaves."""
+
+
+_CHAT_STRAY_HINT = (
+    " (chat takes no question: type messages once it starts, or pipe them in; "
+    f"to ask one question, use: {PROG} ask QUESTION)"
+)
+"""Said after the unrecognized words of ``chat hello``."""
 
 
 class CLIError(Exception):
@@ -190,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "The API key comes from OPENAI_API_KEY (OPENAI_BASE_URL, "
             "OPENAI_WEBSOCKET_BASE_URL, OPENAI_ORG_ID and OPENAI_PROJECT_ID are read too); "
-            "--emulator needs none. Exit status: 0 ok, 1 API or connection error, "
+            "--emulator needs none. Exit status: 0 ok, 1 API or connection error "
+            "(chat: the last turn failed), "
             "2 usage or configuration error, 130 interrupted."
         ),
     )
@@ -213,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_CHAT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    chat.set_defaults(handler=_run_chat)
+    chat.set_defaults(handler=_run_chat, subparser=chat, stray_hint=_CHAT_STRAY_HINT)
 
     ask = commands.add_parser(
         "ask",
@@ -233,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the whole response object as JSON (implies --no-stream)",
     )
-    ask.set_defaults(handler=_run_ask)
+    ask.set_defaults(handler=_run_ask, subparser=ask, stray_hint="")
     return parser
 
 
@@ -466,6 +477,8 @@ def _run_chat(args: argparse.Namespace, console: _Console, stdin: TextIO) -> int
         if reader.interactive:
             console.note(f"chatting with {args.model}; /help for commands, Ctrl-D to leave")
         previous: Optional[str] = None
+        # Whether the last turn got no answer: it decides the exit status.
+        failed = False
         while True:
             try:
                 line = reader.read()
@@ -475,14 +488,14 @@ def _run_chat(args: argparse.Namespace, console: _Console, stdin: TextIO) -> int
             if line is None:
                 if reader.interactive:
                     console.err.write("\n")
-                return EXIT_OK
+                return EXIT_FAILURE if failed else EXIT_OK
             text = line.strip()
             if not text:
                 continue
             if text.startswith("/"):
                 command = text.split()[0].lower()
                 if command in ("/exit", "/quit"):
-                    return EXIT_OK
+                    return EXIT_FAILURE if failed else EXIT_OK
                 if command == "/new":
                     previous = None
                     console.note("(new conversation)")
@@ -491,7 +504,7 @@ def _run_chat(args: argparse.Namespace, console: _Console, stdin: TextIO) -> int
                 else:
                     console.note(f"unknown command {command}; /help lists the commands")
                 continue
-            previous = _chat_turn(args, session, console, text, previous)
+            previous, failed = _chat_turn(args, session, console, text, previous)
 
 
 def _chat_turn(
@@ -500,22 +513,25 @@ def _chat_turn(
     console: _Console,
     text: str,
     previous: Optional[str],
-) -> Optional[str]:
-    """Run one turn; return the response id the next turn chains from."""
+) -> Tuple[Optional[str], bool]:
+    """Run one turn; return the response id the next turn chains from, and whether it failed.
+
+    A turn stopped with Ctrl-C is not a failure: the user chose to stop it.
+    """
     try:
         response = _stream_answer(session, _request(args, text, previous), console)
     except KeyboardInterrupt:
         console.note("(interrupted; the next message continues from the last complete answer)")
-        return previous
+        return previous, False
     except PreviousResponseNotFoundError as exc:
         console.note(f"error: {exc}")
         console.note("(the previous turns are gone; starting a new conversation)")
-        return None
+        return None, True
     except SessionClosedError:
         raise
     except OpenAIWSError as exc:  # the session stays usable: report, go on
-        console.note(f"error: {exc}")
-        return previous
+        console.note(_error_line(exc))
+        return previous, True
     log.info(
         "response %s %s (previous_response_id=%s)",
         response.id,
@@ -523,8 +539,8 @@ def _chat_turn(
         response.previous_response_id,
     )
     if _report_end(response, console):
-        return response.id
-    return previous
+        return response.id, False
+    return previous, True
 
 
 # -- entry point ----------------------------------------------------------------
@@ -551,7 +567,7 @@ def main(
     parser = build_parser()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            args = parser.parse_args(argv)
+            args = _parse(parser, argv)
     except SystemExit as exc:  # --help, --version, usage errors
         return _exit_code(exc.code)
     _prepare_stream(out)
@@ -564,14 +580,8 @@ def main(
     except CLIError as exc:
         console.note(exc.message)
         return exc.code
-    except APIError as exc:
-        console.note(f"error: {exc}")
-        return EXIT_FAILURE
-    except TransportError as exc:
-        console.note(f"error: connection failed: {exc}")
-        return EXIT_FAILURE
     except OpenAIWSError as exc:
-        console.note(f"error: {exc}")
+        console.note(_error_line(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
@@ -584,6 +594,41 @@ def main(
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, out.fileno())
         return EXIT_FAILURE
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """Parse ``argv``; a stray argument is reported by its subcommand's parser.
+
+    ``parse_args`` would blame the top-level parser, whose usage says nothing
+    about the options of ``chat`` or ``ask``; the subcommand's parser prints its
+    own usage (and, for ``chat``, a hint) and exits 2 like any usage error.
+    """
+    args, extras = parser.parse_known_args(None if argv is None else list(argv))
+    if extras:
+        subparser = getattr(args, "subparser", None)
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        if isinstance(subparser, argparse.ArgumentParser):
+            if any(not extra.startswith("-") for extra in extras):
+                message += str(getattr(args, "stray_hint", ""))
+            subparser.error(message)
+        parser.error(message)
+    return args
+
+
+def _error_line(exc: OpenAIWSError) -> str:
+    """The one stderr line for an expected error.
+
+    A refused key is named as such whichever transport saw it (a 401 on the
+    WebSocket upgrade is an ``AuthenticationError`` too, and is checked before
+    the generic connection failure it also is).
+    """
+    if isinstance(exc, AuthenticationError):
+        return f"error: authentication failed: {exc}"
+    if isinstance(exc, APIError):
+        return f"error: {exc}"
+    if isinstance(exc, TransportError):
+        return f"error: connection failed: {exc}"
+    return f"error: {exc}"
 
 
 def _exit_code(code: Union[str, int, None]) -> int:

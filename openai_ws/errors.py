@@ -9,8 +9,10 @@ The tree::
 
     OpenAIWSError
     ├── ProtocolError                a frame or event that breaks the wire protocol
+    │   └── MessageTooLargeError     a message, SSE line/event or body over its size limit
     ├── TransportError               the connection itself failed
     │   ├── ConnectError             could not open the socket / upgrade refused
+    │   │   └── UpgradeRefusedError  the upgrade got an HTTP error (also an APIError, below)
     │   └── ConnectionClosedError    the socket closed while a request needed it
     │       └── ReplayUnsafeError    closed after the request had received events
     ├── SessionClosedError           the session was closed (by you or by GC)
@@ -26,6 +28,13 @@ The tree::
         ├── UnprocessableEntityError 422
         ├── RateLimitError           429
         └── InternalServerError      >= 500
+
+A refused WebSocket upgrade raises the same class as the same answer over HTTP
+*and* a :class:`ConnectError`: a 401 on the upgrade is an
+:class:`UpgradeAuthenticationError`, which ``except AuthenticationError`` and
+``except ConnectError`` both catch (likewise 400, 403, 404, 409, 422, 429 and
+5xx); other statuses (426, 405, ...) raise :class:`UpgradeRefusedError`
+itself, which is both a ``ConnectError`` and an ``APIError``.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ __all__ = [
     "ConnectionClosedError",
     "ConsumerTooSlowError",
     "InternalServerError",
+    "MessageTooLargeError",
     "NotFoundError",
     "OpenAIWSError",
     "PermissionDeniedError",
@@ -52,7 +62,17 @@ __all__ = [
     "SessionClosedError",
     "TransportError",
     "UnprocessableEntityError",
+    "UpgradeAuthenticationError",
+    "UpgradeBadRequestError",
+    "UpgradeConflictError",
+    "UpgradeInternalServerError",
+    "UpgradeNotFoundError",
+    "UpgradePermissionDeniedError",
+    "UpgradeRateLimitError",
+    "UpgradeRefusedError",
+    "UpgradeUnprocessableEntityError",
     "api_error_from_payload",
+    "upgrade_error_from_payload",
 ]
 
 
@@ -77,6 +97,27 @@ class ProtocolError(OpenAIWSError):
         super().__init__(message)
         self.event_type = event_type
         self.field = field
+
+
+class MessageTooLargeError(ProtocolError):
+    """A message, SSE line or event, or HTTP body larger than its size limit.
+
+    ``limit`` is the bound in bytes; ``size`` the size seen when the bound was
+    crossed (at least ``limit + 1``; the rest is never read), when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: Optional[int] = None,
+        size: Optional[int] = None,
+        event_type: Optional[str] = None,
+        field: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, event_type=event_type, field=field)
+        self.limit = limit
+        self.size = size
 
 
 class TransportError(OpenAIWSError):
@@ -181,6 +222,9 @@ class APIError(OpenAIWSError):
         self.param = param
         self.headers: Mapping[str, str] = dict(headers or {})
         self.request = request
+        self.retry_after: Optional[float] = None
+        """Seconds the server asked to wait before a retry, when that was too long
+        to wait for (the request was not retried); ``None`` otherwise."""
 
     def __str__(self) -> str:
         parts = [f"status={self.status}"] if self.status is not None else []
@@ -311,4 +355,143 @@ def api_error_from_payload(
         param=text("param"),
         headers=merged,
         request=request,
+    )
+
+
+# --------------------------------------------------------------------------
+# A refused WebSocket upgrade: a ConnectError that speaks the HTTP error classes
+# --------------------------------------------------------------------------
+
+
+class UpgradeRefusedError(ConnectError, APIError):
+    """The server answered the WebSocket upgrade with an HTTP error status.
+
+    It is a :class:`ConnectError` (``status``, ``retryable``: what the session's
+    connect logic reads) and an :class:`APIError` (``message``, ``code``,
+    ``type``, ``param`` from the JSON error body, as over HTTP, and the answer's
+    ``headers``, lower-cased, e.g. ``retry-after-ms``). A status with a class of
+    its own raises the subclass that is also that class
+    (:class:`UpgradeAuthenticationError` for 401, ...); ``message`` is the
+    server's message, ``str()`` says that it was the upgrade.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: Optional[int] = None,
+        retryable: bool = True,
+        code: Optional[str] = None,
+        type: Optional[str] = None,
+        param: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        request: Any = None,
+    ) -> None:
+        # APIError's fields (its super() chain skips ConnectError.__init__),
+        # then ConnectError's one extra field.
+        APIError.__init__(
+            self,
+            message,
+            status=status,
+            code=code,
+            type=type,
+            param=param,
+            headers=headers,
+            request=request,
+        )
+        self.retryable = retryable
+
+    def __str__(self) -> str:
+        parts = [f"code={self.code}"] if self.code else []
+        if self.param:
+            parts.append(f"param={self.param}")
+        suffix = f" ({', '.join(parts)})" if parts else ""
+        lead = f"the server refused the WebSocket upgrade with HTTP {self.status}"
+        return f"{lead}: {self.message}{suffix}"
+
+    def __reduce__(self) -> Any:
+        return (
+            _rebuild_api_error,
+            (
+                type(self),
+                self.message,
+                {
+                    "status": self.status,
+                    "retryable": self.retryable,
+                    "code": self.code,
+                    "type": self.type,
+                    "param": self.param,
+                    "headers": dict(self.headers),
+                },
+            ),
+        )
+
+
+class UpgradeBadRequestError(UpgradeRefusedError, BadRequestError):
+    """400 on the upgrade."""
+
+
+class UpgradeAuthenticationError(UpgradeRefusedError, AuthenticationError):
+    """401 on the upgrade: the API key is missing or wrong."""
+
+
+class UpgradePermissionDeniedError(UpgradeRefusedError, PermissionDeniedError):
+    """403 on the upgrade."""
+
+
+class UpgradeNotFoundError(UpgradeRefusedError, NotFoundError):
+    """404 on the upgrade."""
+
+
+class UpgradeConflictError(UpgradeRefusedError, ConflictError):
+    """409 on the upgrade."""
+
+
+class UpgradeUnprocessableEntityError(UpgradeRefusedError, UnprocessableEntityError):
+    """422 on the upgrade."""
+
+
+class UpgradeRateLimitError(UpgradeRefusedError, RateLimitError):
+    """429 on the upgrade; the hint is in ``headers`` (``retry-after-ms``, ``retry-after``)."""
+
+
+class UpgradeInternalServerError(UpgradeRefusedError, InternalServerError):
+    """5xx on the upgrade."""
+
+
+_UPGRADE_BY_CLASS: dict[type[APIError], type[UpgradeRefusedError]] = {
+    BadRequestError: UpgradeBadRequestError,
+    AuthenticationError: UpgradeAuthenticationError,
+    PermissionDeniedError: UpgradePermissionDeniedError,
+    NotFoundError: UpgradeNotFoundError,
+    ConflictError: UpgradeConflictError,
+    UnprocessableEntityError: UpgradeUnprocessableEntityError,
+    RateLimitError: UpgradeRateLimitError,
+    InternalServerError: UpgradeInternalServerError,
+}
+
+
+def upgrade_error_from_payload(
+    payload: Mapping[str, Any],
+    *,
+    status: int,
+    headers: Optional[Mapping[str, str]] = None,
+    retryable: bool = True,
+) -> UpgradeRefusedError:
+    """The :class:`UpgradeRefusedError` (subclass) for an upgrade answered ``status``.
+
+    ``payload`` is the inner error object of the JSON body, as for
+    :func:`api_error_from_payload` (``{}`` when the body was not JSON: then
+    ``message`` should hold a description); the class follows the status.
+    """
+    plain = api_error_from_payload(payload, status=status, headers=headers)
+    cls = _UPGRADE_BY_CLASS.get(_error_class(status, None), UpgradeRefusedError)
+    return cls(
+        plain.message,
+        status=status,
+        retryable=retryable,
+        code=plain.code,
+        type=plain.type,
+        param=plain.param,
+        headers=plain.headers,
     )

@@ -6,7 +6,10 @@ plus :class:`UnknownEvent`, which keeps the raw dict of every other type so that
 new server events pass through instead of failing. Every event has ``type``
 (the wire string, filled in by the class), ``sequence_number`` and
 ``stream_id`` (``None`` when absent), and works with ``isinstance`` and with
-``match`` class patterns (``__match_args__`` lists the required fields).
+``match`` class patterns: ``__match_args__`` starts with the field a caller
+means (``delta``, ``text``, ``refusal``, ``arguments``, ``part``, ``item``,
+``response``, ``error``, ``steer``), then lists the other required fields, so
+``case ResponseOutputTextDelta(delta):`` binds the text piece.
 
 Parsing lives in the private ``openai_ws._convert`` (``parse_event``); this
 module declares shapes only and imports nothing but attrs, the standard
@@ -176,7 +179,7 @@ class ResponseDone(_Event):
 class ResponseOutputItemAdded(_Event):
     """``response.output_item.added``: a new (in-progress) output item at ``output_index``."""
 
-    __match_args__ = ("output_index", "item")
+    __match_args__ = ("item", "output_index")
     type: str = _wire_type("response.output_item.added")
     output_index: int
     item: OutputItem
@@ -188,7 +191,7 @@ class ResponseOutputItemAdded(_Event):
 class ResponseOutputItemDone(_Event):
     """``response.output_item.done``: the final form of the output item at ``output_index``."""
 
-    __match_args__ = ("output_index", "item")
+    __match_args__ = ("item", "output_index")
     type: str = _wire_type("response.output_item.done")
     output_index: int
     item: OutputItem
@@ -200,7 +203,7 @@ class ResponseOutputItemDone(_Event):
 class ResponseContentPartAdded(_Event):
     """``response.content_part.added``: a new content part of a message or reasoning item."""
 
-    __match_args__ = ("item_id", "output_index", "content_index", "part")
+    __match_args__ = ("part", "item_id", "output_index", "content_index")
     type: str = _wire_type("response.content_part.added")
     item_id: str
     output_index: int
@@ -214,7 +217,7 @@ class ResponseContentPartAdded(_Event):
 class ResponseContentPartDone(_Event):
     """``response.content_part.done``: the final form of a content part."""
 
-    __match_args__ = ("item_id", "output_index", "content_index", "part")
+    __match_args__ = ("part", "item_id", "output_index", "content_index")
     type: str = _wire_type("response.content_part.done")
     item_id: str
     output_index: int
@@ -233,7 +236,7 @@ class ResponseContentPartDone(_Event):
 class ResponseOutputTextDelta(_Event):
     """``response.output_text.delta``: the next piece of visible text."""
 
-    __match_args__ = ("item_id", "output_index", "content_index", "delta")
+    __match_args__ = ("delta", "item_id", "output_index", "content_index")
     type: str = _wire_type("response.output_text.delta")
     item_id: str
     output_index: int
@@ -249,7 +252,7 @@ class ResponseOutputTextDelta(_Event):
 class ResponseOutputTextDone(_Event):
     """``response.output_text.done``: the whole ``text`` of one output text part."""
 
-    __match_args__ = ("item_id", "output_index", "content_index", "text")
+    __match_args__ = ("text", "item_id", "output_index", "content_index")
     type: str = _wire_type("response.output_text.done")
     item_id: str
     output_index: int
@@ -264,7 +267,13 @@ class ResponseOutputTextDone(_Event):
 class ResponseOutputTextAnnotationAdded(_Event):
     """``response.output_text.annotation.added``: a citation or file annotation, as a dict."""
 
-    __match_args__ = ("item_id", "output_index", "content_index", "annotation_index", "annotation")
+    __match_args__ = (
+        "annotation",
+        "item_id",
+        "output_index",
+        "content_index",
+        "annotation_index",
+    )
     type: str = _wire_type("response.output_text.annotation.added")
     item_id: str
     output_index: int
@@ -279,7 +288,7 @@ class ResponseOutputTextAnnotationAdded(_Event):
 class ResponseRefusalDelta(_Event):
     """``response.refusal.delta``: the next piece of a refusal."""
 
-    __match_args__ = ("item_id", "output_index", "content_index", "delta")
+    __match_args__ = ("delta", "item_id", "output_index", "content_index")
     type: str = _wire_type("response.refusal.delta")
     item_id: str
     output_index: int
@@ -293,7 +302,7 @@ class ResponseRefusalDelta(_Event):
 class ResponseRefusalDone(_Event):
     """``response.refusal.done``: the whole ``refusal`` text."""
 
-    __match_args__ = ("item_id", "output_index", "content_index", "refusal")
+    __match_args__ = ("refusal", "item_id", "output_index", "content_index")
     type: str = _wire_type("response.refusal.done")
     item_id: str
     output_index: int
@@ -307,7 +316,7 @@ class ResponseRefusalDone(_Event):
 class ResponseFunctionCallArgumentsDelta(_Event):
     """``response.function_call_arguments.delta``: the next piece of a call's JSON arguments."""
 
-    __match_args__ = ("item_id", "output_index", "delta")
+    __match_args__ = ("delta", "item_id", "output_index")
     type: str = _wire_type("response.function_call_arguments.delta")
     item_id: str
     output_index: int
@@ -321,7 +330,7 @@ class ResponseFunctionCallArgumentsDelta(_Event):
 class ResponseFunctionCallArgumentsDone(_Event):
     """``response.function_call_arguments.done``: a call's complete ``arguments`` (and ``name``)."""
 
-    __match_args__ = ("item_id", "output_index", "arguments")
+    __match_args__ = ("arguments", "item_id", "output_index")
     type: str = _wire_type("response.function_call_arguments.done")
     item_id: str
     output_index: int
@@ -340,7 +349,7 @@ class ResponseFunctionCallArgumentsDone(_Event):
 class ResponseReasoningSummaryPartAdded(_Event):
     """``response.reasoning_summary_part.added``: a new summary part of a reasoning item."""
 
-    __match_args__ = ("item_id", "output_index", "summary_index", "part")
+    __match_args__ = ("part", "item_id", "output_index", "summary_index")
     type: str = _wire_type("response.reasoning_summary_part.added")
     item_id: str
     output_index: int
@@ -354,7 +363,7 @@ class ResponseReasoningSummaryPartAdded(_Event):
 class ResponseReasoningSummaryPartDone(_Event):
     """``response.reasoning_summary_part.done``: a finished summary part (``status`` optional)."""
 
-    __match_args__ = ("item_id", "output_index", "summary_index", "part")
+    __match_args__ = ("part", "item_id", "output_index", "summary_index")
     type: str = _wire_type("response.reasoning_summary_part.done")
     item_id: str
     output_index: int
@@ -369,7 +378,7 @@ class ResponseReasoningSummaryPartDone(_Event):
 class ResponseReasoningSummaryTextDelta(_Event):
     """``response.reasoning_summary_text.delta``: the next piece of a reasoning summary."""
 
-    __match_args__ = ("item_id", "output_index", "summary_index", "delta")
+    __match_args__ = ("delta", "item_id", "output_index", "summary_index")
     type: str = _wire_type("response.reasoning_summary_text.delta")
     item_id: str
     output_index: int
@@ -384,7 +393,7 @@ class ResponseReasoningSummaryTextDelta(_Event):
 class ResponseReasoningSummaryTextDone(_Event):
     """``response.reasoning_summary_text.done``: the whole text of one summary part."""
 
-    __match_args__ = ("item_id", "output_index", "summary_index", "text")
+    __match_args__ = ("text", "item_id", "output_index", "summary_index")
     type: str = _wire_type("response.reasoning_summary_text.done")
     item_id: str
     output_index: int
@@ -398,7 +407,7 @@ class ResponseReasoningSummaryTextDone(_Event):
 class ResponseReasoningTextDelta(_Event):
     """``response.reasoning_text.delta``: the next piece of raw reasoning text."""
 
-    __match_args__ = ("item_id", "output_index", "content_index", "delta")
+    __match_args__ = ("delta", "item_id", "output_index", "content_index")
     type: str = _wire_type("response.reasoning_text.delta")
     item_id: str
     output_index: int
@@ -413,7 +422,7 @@ class ResponseReasoningTextDelta(_Event):
 class ResponseReasoningTextDone(_Event):
     """``response.reasoning_text.done``: the whole raw reasoning text of one content part."""
 
-    __match_args__ = ("item_id", "output_index", "content_index", "text")
+    __match_args__ = ("text", "item_id", "output_index", "content_index")
     type: str = _wire_type("response.reasoning_text.done")
     item_id: str
     output_index: int

@@ -7,10 +7,13 @@ dicts into these objects and back is the job of the private converter in
 
 This module must never import anything but attrs, the standard library and
 ``openai_ws.errors``, and must never change a value the caller gave it: a
-request is sent exactly as built, a float ``temperature`` stays a float.
+request is sent exactly as built, a float ``temperature`` stays a float. What
+cannot be sent as JSON at all (``NaN``, ``inf``: RFC 8259 §6 has no such
+numbers) is refused with ``ValueError`` naming the field, never sent.
 """
 
 import json
+import math
 from typing import (
     Any,
     Callable,
@@ -20,6 +23,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Sequence,
     Type,
     TypeVar,
     Union,
@@ -306,26 +310,73 @@ def _check_input(_inst: Any, attribute: "attrs.Attribute[Any]", value: Any) -> N
     )
 
 
+def _finite_number(_inst: Any, attribute: "attrs.Attribute[Any]", value: Any) -> None:
+    """Validator: None, an int, or a finite float (NaN and infinities are not JSON)."""
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{attribute.name} must be a number or None, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(
+            f"{attribute.name} must be a finite number, got {value!r} "
+            "(NaN and infinities are not JSON numbers)"
+        )
+
+
 _STR = _opt(str, "a str")
 _INT = _opt(int, "an int", allow_bool=False)
-_NUM = _opt((int, float), "a number", allow_bool=False)
+_NUM = _finite_number
 _BOOL = _opt(bool, "a bool")
 _MAP = _opt(Mapping, "a mapping")
 _SEQ = _opt((list, tuple), "a list")
 _STR_OR_MAP = _opt((str, Mapping), "a str or a mapping")
 
 
+class _NotJSON(Exception):
+    """A NaN or infinite float inside a value; ``where`` collects its path, innermost first."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__(value)
+        self.value = value
+        self.where: List[str] = []
+
+    def error(self, name: str) -> ValueError:
+        """The caller's error, naming the place (``extra_body.x.y[1]``) of the value."""
+        path = name + "".join(reversed(self.where))
+        return ValueError(f"{path} is {self.value!r}, which is not a JSON number (RFC 8259 §6)")
+
+
 def _wire(value: Any) -> Any:
     """Copy a value into plain JSON types: models to dicts, mappings to dicts, tuples to lists.
 
     Scalars are returned unchanged (a float stays a float, an int stays an int).
+    A NaN or infinite float raises :class:`_NotJSON`, which records where it was
+    on its way out (the path is only built when that happens).
     """
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _NotJSON(value)
+        return value
     if isinstance(value, _Model):
-        return value.to_dict()
+        return _wire(value.to_dict())
     if isinstance(value, Mapping):
-        return {key: _wire(item) for key, item in value.items()}
+        copied: Dict[Any, Any] = {}
+        for key, item in value.items():
+            try:
+                copied[key] = _wire(item)
+            except _NotJSON as exc:
+                exc.where.append(f".{key}")
+                raise
+        return copied
     if isinstance(value, (list, tuple)):
-        return [_wire(item) for item in value]
+        items: List[Any] = []
+        for index, item in enumerate(value):
+            try:
+                items.append(_wire(item))
+            except _NotJSON as exc:
+                exc.where.append(f"[{index}]")
+                raise
+        return items
     return value
 
 
@@ -342,18 +393,21 @@ class ResponseCreateRequest(_Model):
 
     ``stream_id`` and ``generate`` are WebSocket-only; ``stream``,
     ``stream_options`` and ``background`` are HTTP fields (see docs/protocol.md §2.1).
-    The scalar fields are type-checked on construction (``TypeError``).
+    The scalar fields are type-checked on construction (``TypeError``), and
+    ``temperature``/``top_p`` must be finite (``ValueError``: NaN is not JSON).
     """
 
     model: Optional[str] = attrs.field(default=None, validator=_STR)
-    input: Optional[Union[str, List[InputItem]]] = attrs.field(default=None, validator=_check_input)
+    input: Optional[Union[str, Sequence[InputItem]]] = attrs.field(
+        default=None, validator=_check_input
+    )
     instructions: Optional[str] = attrs.field(default=None, validator=_STR)
     previous_response_id: Optional[str] = attrs.field(default=None, validator=_STR)
     conversation: Optional[Union[str, Mapping[str, Any]]] = attrs.field(
         default=None, validator=_STR_OR_MAP
     )
     store: Optional[bool] = attrs.field(default=None, validator=_BOOL)
-    tools: Optional[List[Mapping[str, Any]]] = attrs.field(default=None, validator=_SEQ)
+    tools: Optional[Sequence[Mapping[str, Any]]] = attrs.field(default=None, validator=_SEQ)
     tool_choice: Optional[Union[str, Mapping[str, Any]]] = attrs.field(
         default=None, validator=_STR_OR_MAP
     )
@@ -366,7 +420,7 @@ class ResponseCreateRequest(_Model):
     truncation: Optional[str] = attrs.field(default=None, validator=_STR)
     reasoning: Optional[Mapping[str, Any]] = attrs.field(default=None, validator=_MAP)
     text: Optional[Mapping[str, Any]] = attrs.field(default=None, validator=_MAP)
-    include: Optional[List[str]] = attrs.field(default=None, validator=_SEQ)
+    include: Optional[Sequence[str]] = attrs.field(default=None, validator=_SEQ)
     metadata: Optional[Mapping[str, str]] = attrs.field(default=None, validator=_MAP)
     prompt: Optional[Mapping[str, Any]] = attrs.field(default=None, validator=_MAP)
     prompt_cache_key: Optional[str] = attrs.field(default=None, validator=_STR)
@@ -375,7 +429,7 @@ class ResponseCreateRequest(_Model):
     safety_identifier: Optional[str] = attrs.field(default=None, validator=_STR)
     user: Optional[str] = attrs.field(default=None, validator=_STR)
     service_tier: Optional[str] = attrs.field(default=None, validator=_STR)
-    context_management: Optional[List[Mapping[str, Any]]] = attrs.field(
+    context_management: Optional[Sequence[Mapping[str, Any]]] = attrs.field(
         default=None, validator=_SEQ
     )
     #: Passed through as given (its shape is newer than this version).
@@ -400,15 +454,23 @@ class ResponseCreateRequest(_Model):
         ``None`` fields are left out; typed input items become their wire dicts;
         mappings and tuples are copied into plain dicts and lists, so the result
         can be changed without touching this object. ``type`` is never added.
+        A NaN or infinite float anywhere in the body raises ``ValueError``
+        naming where it is (``extra_body.sampling.t``, ``tools[0].strict``).
         """
         body: Dict[str, Any] = {}
         for name in _REQUEST_FIELD_ORDER:
             value = getattr(self, name)
             if value is not None:
-                body[name] = _wire(value)
+                try:
+                    body[name] = _wire(value)
+                except _NotJSON as exc:
+                    raise exc.error(name) from None
         if self.extra_body:
             for key, value in self.extra_body.items():
-                body[key] = _wire(value)
+                try:
+                    body[key] = _wire(value)
+                except _NotJSON as exc:
+                    raise exc.error(f"extra_body.{key}") from None
         return body
 
     @classmethod
@@ -416,7 +478,8 @@ class ResponseCreateRequest(_Model):
         """Build a request from a body dict; keys this class does not model go to ``extra_body``.
 
         A ``None`` value for a known field means "not sent", as in the constructor.
-        Raises ``TypeError`` if a known field has the wrong type.
+        Raises ``TypeError`` if a known field has the wrong type, ``ValueError`` if
+        ``temperature`` or ``top_p`` is NaN or infinite.
         """
         if not isinstance(body, Mapping):
             raise TypeError(f"expected a mapping, got {type(body).__name__}")

@@ -15,21 +15,24 @@ its ``weakref.finalize``).
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 import time
 import weakref
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
-    Dict,
     Generator,
     Iterable,
     Iterator,
+    Literal,
     Mapping,
     Optional,
     Tuple,
     Union,
+    overload,
 )
 
 import attrs
@@ -40,13 +43,19 @@ from ._session import attempt
 from ._session.connection import TransportFactory
 from ._session.engine import Engine
 from ._session.options import SessionOptions, SessionStats
-from ._session.request import Mode, RequestState
-from .errors import SessionClosedError
+from ._session.request import Mode, RequestState, TurnContext
+from ._types import RequestFields, RunFields
+from .conversation import Conversation
+from .errors import OpenAIWSError, SessionClosedError
 from .events import ServerEvent
 from .models import Response, ResponseCreateRequest
 
 if TYPE_CHECKING:
     from ._transports.http import HTTPTransport
+    from ._types import Unpack
+
+#: A mapping of extra HTTP headers or query parameters for one call.
+Extras = Optional[Mapping[str, str]]
 
 __all__ = ["EventStream", "Session", "SessionOptions", "SessionStats", "coerce_request"]
 
@@ -70,11 +79,13 @@ class Session:
         transport: Optional[TransportFactory] = None,
     ) -> None:
         self._engine = Engine(options, http, transport)
-        self._finalizer = weakref.finalize(self, self._engine.close)
+        # A finalizer may run in any thread, even one holding the engine's
+        # lock: it only signals (no lock, no join); close() does the rest.
+        self._finalizer = weakref.finalize(self, self._engine.signal_close)
         try:
             self._engine.open()
         except BaseException:
-            self._finalizer()
+            self.close()
             raise
 
     # -- context manager ------------------------------------------------------
@@ -109,7 +120,8 @@ class Session:
         HTTP (their sockets are shut down); a 1000 close frame is sent; the
         reader thread is joined (bounded by ``close_timeout``).
         """
-        self._finalizer()
+        self._finalizer.detach()
+        self._engine.close()
 
     def send(
         self,
@@ -117,17 +129,27 @@ class Session:
         /,
         *,
         timeout: Optional[float] = None,
-        **fields: Any,
+        extra_headers: Extras = None,
+        extra_query: Extras = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **fields: Unpack[RequestFields],
     ) -> Response:
         """Send a request and block until its terminal event; return the response.
 
+        Pass a :class:`ResponseCreateRequest`, or its fields as keywords.
         ``completed``, ``incomplete`` and ``failed`` responses are returned
         (check :attr:`Response.status`); an ``error`` event raises the matching
         :class:`~openai_ws.errors.APIError`. ``timeout`` bounds the whole
         request (default: the client's ``timeout``); it raises
-        :class:`~openai_ws.errors.RequestTimeoutError`.
+        :class:`~openai_ws.errors.RequestTimeoutError`. ``extra_body`` is
+        merged into the body (over the request's own fields, as the official
+        SDK does). A WebSocket message has no headers and no query string, so
+        a non-empty ``extra_headers`` or ``extra_query`` raises ``ValueError``
+        (use the client's ``default_headers``, or ``client.responses.create``).
         """
-        state, events = self._run(coerce_request(request, fields), timeout, Mode.RESULT)
+        _refuse_per_message_http_options(extra_headers, extra_query)
+        meant = coerce_request(request, fields, extra_body)
+        state, events = self._run(meant, timeout, Mode.RESULT)
         return attempt.result(self._engine, state, events)
 
     def stream(
@@ -136,19 +158,39 @@ class Session:
         /,
         *,
         timeout: Optional[float] = None,
-        **fields: Any,
+        extra_headers: Extras = None,
+        extra_query: Extras = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **fields: Unpack[RequestFields],
     ) -> EventStream:
-        """Send a request and return an iterator of its events.
+        """Send a request and return an :class:`EventStream` of its events.
 
-        The request leaves at once; the generator yields every event in order
+        The request leaves at once; the stream yields every event in order
         and stops after the terminal one (``response.completed``, ``.failed``,
         ``.incomplete``). An ``error`` event raises the matching
         :class:`~openai_ws.errors.APIError`. Breaking out of the loop, closing
         the stream or dropping it abandons the request: its remaining
-        events are dropped and never reach another request.
+        events are dropped and never reach another request. ``timeout``,
+        ``extra_body``, ``extra_headers`` and ``extra_query`` are as in :meth:`send`.
         """
-        state, events = self._run(coerce_request(request, fields), timeout, Mode.EVENTS)
-        return EventStream(self._engine, state, events)
+        _refuse_per_message_http_options(extra_headers, extra_query)
+        meant = coerce_request(request, fields, extra_body)
+        state, events = self._run(meant, timeout, Mode.EVENTS)
+        engine = self._engine
+        return EventStream(
+            events,
+            functools.partial(engine.abandon, state),
+            interrupt=functools.partial(_interrupt, state),
+        )
+
+    def conversation(
+        self, *, compact_threshold: Optional[int] = None, **defaults: Any
+    ) -> Conversation:
+        """A :class:`~openai_ws.Conversation` on this session: its history lives in the
+        client, so a chain survives lost sockets and HTTP fallbacks, ``store=False``
+        included. ``defaults`` are request fields sent with every turn (``model``,
+        ``instructions``, ``tools``, ``store``, ...)."""
+        return Conversation(self, defaults, compact_threshold=compact_threshold)
 
     def warmup(
         self,
@@ -156,13 +198,14 @@ class Session:
         /,
         *,
         timeout: Optional[float] = None,
-        **fields: Any,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **fields: Unpack[RequestFields],
     ) -> str:
         """Prepare a request without generating (``generate: false``); return its id.
 
         Chain the real turn from it with ``previous_response_id``.
         """
-        warm = attrs.evolve(coerce_request(request, fields), generate=False)
+        warm = attrs.evolve(coerce_request(request, fields, extra_body), generate=False)
         return self.send(warm, timeout=timeout).id
 
     def run(
@@ -174,7 +217,8 @@ class Session:
         max_turns: int = 10,
         tool_errors: str = "output",
         timeout: Optional[float] = None,
-        **fields: Any,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **fields: Unpack[RunFields],
     ) -> RunResult:
         """Run a tool-calling loop until the model answers without calls.
 
@@ -186,16 +230,40 @@ class Session:
         A tool that raises, or a name with no tool, becomes an error output the
         model sees (``tool_errors="output"``) or propagates
         (``tool_errors="raise"``). Stops after ``max_turns`` requests at most;
-        :attr:`RunResult.finished` tells whether the model was done.
+        :attr:`RunResult.finished` tells whether the model was done. The
+        request's fields may be given as keywords, except ``tools`` (this
+        keyword is the callables): put tool definitions in a request object.
         """
         return run_tools(
             self,
-            coerce_request(request, fields),
+            coerce_request(request, fields, extra_body),
             tools,
             max_turns=max_turns,
             tool_errors=tool_errors,
             timeout=timeout,
         )
+
+    @overload
+    def map(
+        self,
+        requests: Iterable[ResponseCreateRequest],
+        *,
+        concurrency: int = ...,
+        timeout: Optional[float] = ...,
+        return_exceptions: Literal[False] = ...,
+        progress: bool = ...,
+    ) -> Iterator[Response]: ...
+
+    @overload
+    def map(
+        self,
+        requests: Iterable[ResponseCreateRequest],
+        *,
+        concurrency: int = ...,
+        timeout: Optional[float] = ...,
+        return_exceptions: bool,
+        progress: bool = ...,
+    ) -> Iterator[Union[Response, Exception]]: ...
 
     def map(
         self,
@@ -205,13 +273,14 @@ class Session:
         timeout: Optional[float] = None,
         return_exceptions: bool = False,
         progress: bool = False,
-    ) -> Iterator[Union[Response, BaseException]]:
+    ) -> Iterator[Union[Response, Exception]]:
         """Send independent requests concurrently; yield responses in input order.
 
         At most ``concurrency`` requests run at once (the server runs 16 per
         socket). A failed request raises when its turn comes, or is yielded as
         the exception with ``return_exceptions=True``. ``progress=True`` shows
-        a tqdm progress bar when tqdm is installed.
+        a tqdm progress bar when tqdm is installed. Type checkers see
+        ``Iterator[Response]`` unless ``return_exceptions`` may be true.
         """
         return map_requests(
             self,
@@ -225,13 +294,25 @@ class Session:
     # -- internals ------------------------------------------------------------
 
     def _start(
-        self, request: ResponseCreateRequest, timeout: Optional[float], mode: Mode
+        self,
+        request: Optional[ResponseCreateRequest],
+        timeout: Optional[float],
+        mode: Mode,
+        context: Optional[TurnContext] = None,
     ) -> Tuple[RequestState, Optional[float], bool]:
-        """Check the request, register and send it; ``True`` if it went out on the socket."""
+        """Check the request, register and send it; ``True`` if it went out on the socket.
+
+        A conversation turn passes its ``context`` (the two bodies it may be
+        sent with) instead of a request.
+        """
         engine = self._engine
         if engine.closed:
             raise SessionClosedError("the session is closed")
-        body = request.to_dict()
+        if context is not None:
+            body = context.full
+        else:
+            assert request is not None
+            body = request.to_dict()
         stream_id = body.get("stream_id")
         if stream_id is not None and not (
             isinstance(stream_id, str) and _STREAM_ID.match(stream_id)
@@ -240,50 +321,118 @@ class Session:
         limit = engine.options.request_timeout if timeout is None else timeout
         deadline = None if limit is None else time.monotonic() + limit
         state = engine.new_request(body, mode)
+        state.context = context
         try:
-            sent = engine.fallback.reason(body) is None and engine.submit(state, deadline)
+            sent = engine.http_reason(body) is None and engine.submit(state, deadline)
         except BaseException:
             engine.abandon(state)  # e.g. Ctrl-C while reconnecting
             raise
         return state, deadline, sent
 
     def _run(
-        self, request: ResponseCreateRequest, timeout: Optional[float], mode: Mode
+        self,
+        request: Optional[ResponseCreateRequest],
+        timeout: Optional[float],
+        mode: Mode,
+        context: Optional[TurnContext] = None,
     ) -> Tuple[RequestState, Generator[ServerEvent, None, None]]:
         engine = self._engine
-        state, deadline, sent = self._start(request, timeout, mode)
+        state, deadline, sent = self._start(request, timeout, mode, context)
         if sent:
             return state, attempt.events(engine, state, deadline)
-        reason = engine.fallback.reason(state.body)
+        reason = engine.http_reason(state.body)
         return state, attempt.over_http(engine, state, deadline, reason)
 
 
+class _StreamClosed(OpenAIWSError):
+    """Ends a ``next()`` blocked in another thread when :meth:`EventStream.close` is called;
+    never reaches a caller (the stream stops instead)."""
+
+
+def _interrupt(request: RequestState) -> None:
+    """Wake the thread waiting for ``request``'s next event: its stream was closed."""
+    request.inbox.fail(_StreamClosed("the stream was closed"))
+
+
 class EventStream(Iterator[ServerEvent]):
-    """The events of one request, as returned by :meth:`Session.stream`.
+    """The events of one request, as returned by :meth:`Session.stream` and
+    :meth:`openai_ws.Responses.stream`.
 
     An iterator (and a context manager) that yields typed events and stops
     after the terminal one. :meth:`close` (or leaving the ``with`` block, or
-    dropping the last reference, even before the first ``next()``) abandons
-    the request: its remaining events are dropped as they arrive.
+    dropping the last reference, even before the first ``next()``) stops
+    listening: over the WebSocket the request is abandoned and its remaining
+    events are dropped as they arrive; over HTTP the connection is dropped.
+
+    One thread at a time may iterate a stream: a ``next()`` while another
+    thread is inside ``next()`` raises ``RuntimeError`` (the first thread is
+    not disturbed). :meth:`close` may be called from any thread; a thread
+    waiting inside ``next()`` then stops iterating (``StopIteration``): at once
+    while it waits for the socket or for ``client.responses.stream``'s HTTP
+    answer, at its next event during a session's HTTP fallback.
+
+    ``events`` is the iterator to wrap; ``on_close`` runs once, on
+    :meth:`close` or when the stream is collected; ``interrupt`` wakes a
+    thread blocked in ``next()`` (called by :meth:`close` from another thread).
     """
 
     def __init__(
-        self, engine: Engine, request: RequestState, events: Generator[ServerEvent, None, None]
+        self,
+        events: Iterator[ServerEvent],
+        on_close: Optional[Callable[[], None]] = None,
+        *,
+        interrupt: Optional[Callable[[], None]] = None,
     ) -> None:
         self._events = events
-        self._finalizer = weakref.finalize(self, engine.abandon, request)
+        self._busy = threading.Lock()  # held by the thread inside next()
+        self._closed = False
+        self._interrupt = interrupt
+        self._finalizer = weakref.finalize(self, on_close or _nothing)
 
     def __iter__(self) -> EventStream:
         return self
 
     def __next__(self) -> ServerEvent:
-        event: ServerEvent = next(self._events)
-        return event
+        if not self._busy.acquire(False):  # positional: measurably cheaper per event
+            raise RuntimeError(
+                "another thread is iterating this EventStream; a stream has one consumer "
+                "(iterate it in one thread, or hand its events to others through a queue)"
+            )
+        try:
+            if self._closed:
+                self._close_events()
+                raise StopIteration
+            try:
+                event: ServerEvent = next(self._events)
+            except Exception:  # StopIteration included
+                if self._closed:  # close() from another thread woke us: just stop
+                    self._close_events()
+                    raise StopIteration from None
+                raise
+            return event
+        finally:
+            self._busy.release()
 
     def close(self) -> None:
-        """Stop listening; the request is abandoned if it has not finished."""
-        self._events.close()
+        """Stop listening; the request is abandoned if it has not finished. Idempotent;
+        safe from any thread."""
+        self._closed = True
+        if self._busy.acquire(blocking=False):
+            try:
+                self._close_events()
+            finally:
+                self._busy.release()
+            self._finalizer()
+            return
+        # Another thread is inside next(): let it finish the iterator itself.
         self._finalizer()
+        if self._interrupt is not None:
+            self._interrupt()
+
+    def _close_events(self) -> None:
+        close = getattr(self._events, "close", None)
+        if close is not None:
+            close()
 
     def __enter__(self) -> EventStream:
         return self
@@ -292,14 +441,39 @@ class EventStream(Iterator[ServerEvent]):
         self.close()
 
 
+def _nothing() -> None:
+    """The ``on_close`` of a stream that needs none."""
+
+
+def _refuse_per_message_http_options(extra_headers: Extras, extra_query: Extras) -> None:
+    """A WebSocket message has neither headers nor a query string: say so, send nothing."""
+    for name, value in (("extra_headers", extra_headers), ("extra_query", extra_query)):
+        if value:
+            raise ValueError(
+                f"{name} cannot be sent with one WebSocket message (a message has no headers "
+                "or query string): set default_headers= on the client for the whole socket, "
+                "or send this request with client.responses.create()/stream() over HTTP"
+            )
+
+
 def coerce_request(
-    request: Optional[ResponseCreateRequest], fields: Dict[str, Any]
+    request: Optional[ResponseCreateRequest],
+    fields: Mapping[str, Any],
+    extra_body: Optional[Mapping[str, Any]] = None,
 ) -> ResponseCreateRequest:
-    """The request a caller meant: a :class:`ResponseCreateRequest` or keyword fields."""
+    """The request a caller meant: a :class:`ResponseCreateRequest` or keyword fields,
+    with a call's ``extra_body`` merged over the request's own (a new object; the
+    caller's is never changed)."""
     if request is None:
-        return ResponseCreateRequest(**fields)
-    if fields:
+        built = ResponseCreateRequest(**fields)
+    elif fields:
         raise TypeError("pass either a ResponseCreateRequest or keyword fields, not both")
-    if not isinstance(request, ResponseCreateRequest):
+    elif not isinstance(request, ResponseCreateRequest):
         raise TypeError(f"expected a ResponseCreateRequest, got {type(request).__name__}")
-    return request
+    else:
+        built = request
+    if extra_body:
+        if not isinstance(extra_body, Mapping):
+            raise TypeError(f"extra_body must be a mapping, got {type(extra_body).__name__}")
+        built = attrs.evolve(built, extra_body={**(built.extra_body or {}), **extra_body})
+    return built

@@ -7,6 +7,9 @@
   handshake headers it received.
 * :class:`ConnectProxy`: a minimal HTTP CONNECT proxy that tunnels and counts
   (``tunnels`` lists its targets, so a test can prove a client went through it).
+* :class:`RecordingServer`: a :class:`SilentServer` that sends raw ``greeting`` frames
+  right after the upgrade and records every frame the client sends (its close code above
+  all); :func:`frame_header` builds headers announcing any length, even illegal ones.
 
 Each listens on port 0 and stops itself, closing every socket and joining
 every thread.
@@ -19,7 +22,7 @@ import contextlib
 import hashlib
 import socket
 import threading
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -238,3 +241,267 @@ class ConnectProxy:
             pass
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
+
+
+class RecordingServer(SilentServer):
+    """A :class:`SilentServer` that also sends ``greeting`` frames right after each upgrade
+    and records every frame the client sends.
+
+    ``received`` lists the client's frames as ``(opcode, unmasked payload)``, in order, over
+    every connection; ``close_codes`` the codes of its close frames (``None`` for an empty
+    one), so a test can check how the client failed a connection (RFC 6455 section 7.4).
+    ``closed`` is set when a client close frame arrived. Text frames still go to ``script``.
+    """
+
+    def __init__(self, script: Optional[Script] = None, *, greeting: Sequence[bytes] = ()) -> None:
+        super().__init__(script or (lambda text: []))
+        self.greeting = list(greeting)
+        self.received: List[Tuple[int, bytes]] = []
+        self.closed = threading.Event()
+
+    @property
+    def close_codes(self) -> List[Optional[int]]:
+        """The status codes of the close frames the client sent."""
+        return [
+            int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+            for opcode, payload in self.received
+            if opcode == 0x8
+        ]
+
+    def wait_close(self, timeout: float = 3.0) -> Optional[int]:
+        """The code of the client's first close frame, waiting for it (``None``: none came)."""
+        self.closed.wait(timeout)
+        codes = self.close_codes
+        return codes[0] if codes else None
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            for raw in self.greeting:
+                conn.sendall(raw)
+            while True:
+                opcode, payload = _client_frame(conn)
+                self.received.append((opcode, payload))
+                if opcode == 0x1:
+                    assert self._script is not None
+                    for raw in self._script(payload.decode()):
+                        conn.sendall(raw)
+                elif opcode == 0xA:
+                    self.pongs += 1
+                elif opcode == 0x8:
+                    self.closed.set()
+                    with contextlib.suppress(OSError):
+                        conn.sendall(frame(0x8, payload[:2]))
+                    return
+        except (OSError, ConnectionError):
+            return
+
+
+def frame_header(opcode: int, length: int, *, fin: bool = True, rsv: int = 0) -> bytes:
+    """Only the header of an unmasked server frame announcing ``length`` bytes (64-bit form
+    for anything over 65535, even lengths RFC 6455 section 5.2 forbids)."""
+    first = (0x80 if fin else 0) | (rsv << 4) | opcode
+    if length < 126:
+        return bytes([first, length])
+    if length < 1 << 16:
+        return bytes([first, 126]) + length.to_bytes(2, "big")
+    return bytes([first, 127]) + length.to_bytes(8, "big")
+
+
+# --------------------------------------------------------------------------
+# Raw HTTP peers that misbehave before any WebSocket frame: trickles, huge
+# answers, echoed headers (issue 10, "Time" and "Secrets")
+# --------------------------------------------------------------------------
+
+Behaviour = Callable[["RawPeer", socket.socket, bytes], None]
+"""What a :class:`RawPeer` does with one connection, given the request head it read."""
+
+
+class RawPeer:
+    """A TCP peer on 127.0.0.1 that answers each connection with a behaviour.
+
+    It reads the request head (and a ``Content-Length`` body), records the
+    head in ``heads``, then calls ``behave(peer, conn, head)`` in the
+    connection's own thread. It serves as a WebSocket server, an HTTP server
+    or an HTTP proxy alike: the behaviour decides. Behaviours wait with
+    ``peer.stopping.wait(...)`` so that stopping the peer ends them at once;
+    stopping also shuts every socket down and joins every thread.
+    """
+
+    def __init__(self, behave: Behaviour) -> None:
+        self._behave = behave
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.heads: List[bytes] = []
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._conns: List[socket.socket] = []
+        self._threads: List[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        """The HTTP base URL (``/v1``) of this peer."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> RawPeer:
+        self._spawn(self._accept_loop)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in list(self._threads):
+            thread.join(5)
+        for conn in conns:
+            conn.close()
+        self._listener.close()
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name="raw-peer", daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.stopping.is_set():
+                conn.close()
+                return
+            with self._lock:
+                self._conns.append(conn)
+            self._spawn(self._serve, conn)
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value.strip())
+            while len(rest) < length:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+            with self._lock:
+                self.heads.append(head + b"\r\n\r\n")
+            self._behave(self, conn, head + b"\r\n\r\n")
+            # Keep the connection open until the client goes or we stop.
+            while not self.stopping.is_set() and conn.recv(65536):
+                pass
+        except OSError:
+            return
+
+    # -- behaviours ---------------------------------------------------------
+
+    @staticmethod
+    def trickle(data: bytes, delay: float, *, then: bytes = b"") -> Behaviour:
+        """Send ``data`` at once, then ``then`` one byte every ``delay`` s, repeating forever."""
+
+        def behave(peer: RawPeer, conn: socket.socket, head: bytes) -> None:
+            conn.sendall(data)
+            while then and not peer.stopping.wait(delay):
+                for i in range(len(then)):
+                    conn.sendall(then[i : i + 1])
+                    if peer.stopping.wait(delay):
+                        return
+
+        return behave
+
+    @staticmethod
+    def every(data: bytes, piece: bytes, delay: float) -> Behaviour:
+        """Send ``data``, then the whole ``piece`` every ``delay`` s, forever."""
+
+        def behave(peer: RawPeer, conn: socket.socket, head: bytes) -> None:
+            conn.sendall(data)
+            while not peer.stopping.wait(delay):
+                conn.sendall(piece)
+
+        return behave
+
+    @staticmethod
+    def send(data: bytes) -> Behaviour:
+        """Send exactly ``data`` (then keep the connection open)."""
+
+        def behave(peer: RawPeer, conn: socket.socket, head: bytes) -> None:
+            conn.sendall(data)
+
+        return behave
+
+    @staticmethod
+    def echo(status: int, *, as_json: bool = True, reason: str = "Refused") -> Behaviour:
+        """Answer ``status`` with a body that quotes the request head (a nosy gateway).
+
+        With ``as_json`` the head is the JSON error's message, else an HTML page;
+        the head is also echoed in a response header and in the reason phrase.
+        """
+
+        def behave(peer: RawPeer, conn: socket.socket, head: bytes) -> None:
+            import json
+
+            text = head.decode("latin-1")
+            if as_json:
+                body = json.dumps(
+                    {"error": {"message": f"you sent: {text}", "type": "x", "code": "echo"}}
+                ).encode()
+                kind = "application/json"
+            else:
+                body = f"<html><pre>{text}</pre></html>".encode("latin-1")
+                kind = "text/html"
+            first = text.split("\r\n")[1:]
+            echoed = " | ".join(first)
+            conn.sendall(
+                f"HTTP/1.1 {status} {reason} {echoed[:200]}\r\nContent-Type: {kind}\r\n"
+                f"X-Echo: {echoed}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n".encode("latin-1")
+                + body
+            )
+
+        return behave
+
+    @staticmethod
+    def huge(status: int, size: int) -> Behaviour:
+        """Answer ``status`` announcing (and sending) a body of ``size`` bytes."""
+
+        def behave(peer: RawPeer, conn: socket.socket, head: bytes) -> None:
+            conn.sendall(
+                f"HTTP/1.1 {status} Nope\r\nContent-Type: text/html\r\n"
+                f"Content-Length: {size}\r\n\r\n".encode()
+            )
+            block = b"x" * 65536
+            sent = 0
+            while sent < size and not peer.stopping.is_set():
+                conn.sendall(block[: size - sent])
+                sent += len(block)
+
+        return behave
+
+    @staticmethod
+    def by_kind(upgrade: Behaviour, http: Behaviour) -> Behaviour:
+        """Use ``upgrade`` for WebSocket upgrade requests and ``http`` for the rest."""
+
+        def behave(peer: RawPeer, conn: socket.socket, head: bytes) -> None:
+            chosen = upgrade if b"upgrade: websocket" in head.lower() else http
+            chosen(peer, conn, head)
+
+        return behave

@@ -70,6 +70,16 @@ def run_inline(*args: str, stdin: str = "") -> Tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def closed_port_url() -> str:
+    """An http base URL on 127.0.0.1 where nothing listens (a port just bound and released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
 def log_turns(stderr: str) -> List[Dict[str, Optional[str]]]:
     """The turns the CLI logged with -v: id, status and parent of each response."""
     turns = []
@@ -312,15 +322,54 @@ def test_chat_chains_turns_and_new_starts_over() -> None:
 
 @pytest.mark.usefixtures("env_emulator")
 def test_chat_reports_a_failed_turn_and_goes_on() -> None:
-    """An API error in one chat turn is one stderr line; the chat goes on and exits 0."""
-    bad = "--metadata=emulator_error=invalid_prompt"
-    code, out, err = run_inline("chat", bad, stdin="hi\n/quit\n")
-    assert code == 0
-    assert out == ""
+    """An API error in one chat turn is one stderr line; the next turn answers; exit 0."""
+    # Only the first attempt of each identical body is refused: the retyped line passes.
+    bad = ["--metadata=emulator_error=invalid_prompt", "--metadata=emulator_error_times=1"]
+    code, out, err = run_inline("chat", *bad, stdin="hi\nhi\n/quit\n")
+    assert code == 0, err
+    assert out == "hi\n"
     assert err.splitlines() == [
         "error: Invalid prompt: the emulator was asked to reject it. "
         "(status=400, code=invalid_prompt)"
     ]
+
+
+@pytest.mark.usefixtures("env_emulator")
+@pytest.mark.parametrize("leave", ["", "/quit\n", "/new\n"])
+def test_chat_exits_1_when_the_last_turn_failed(leave: str) -> None:
+    """When the last turn failed, chat exits 1 at end of input, /quit or after /new."""
+    bad = "--metadata=emulator_error=invalid_prompt"
+    code, out, err = run_inline("chat", bad, stdin="hi\nagain\n" + leave)
+    assert code == 1, err
+    assert out == ""
+    assert err.count("error: Invalid prompt") == 2
+
+
+@pytest.mark.usefixtures("env_emulator")
+def test_chat_exits_1_when_the_last_answer_failed() -> None:
+    """A failed response (status "failed") as the last turn also makes chat exit 1."""
+    code, _, err = run_inline("chat", "--metadata=emulator_fail=server_error", stdin="hi\n")
+    assert code == 1, err
+    assert "error: the response failed: server_error" in err
+
+
+def test_chat_against_an_unreachable_server_exits_1() -> None:
+    """Every turn failing to connect (nothing listens on the port) ends chat with exit 1."""
+    from openai_ws.emulator import Emulator, EmulatorConfig
+
+    # The upgrade is refused with 426 (HTTP at once, no reconnect backoff to sit
+    # through); nothing listens on the HTTP base, so every turn fails to connect.
+    with Emulator(config=EmulatorConfig(upgrade_status=426, require_auth=False)) as front:
+        env = cli_env(
+            OPENAI_API_KEY="sk-test-unreachable",
+            OPENAI_BASE_URL=closed_port_url(),
+            OPENAI_WEBSOCKET_BASE_URL=front.base_url,
+        )
+        result = run_cli("chat", stdin="one\ntwo\n", env=env)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("error:") >= 2
 
 
 # -- errors, usage, version ----------------------------------------------------------
@@ -335,6 +384,28 @@ def test_missing_api_key_exits_2_with_a_hint() -> None:
     assert len(lines) == 1
     assert "OPENAI_API_KEY" in lines[0]
     assert "--emulator" in lines[0]
+
+
+def test_chat_with_a_question_shows_chats_usage() -> None:
+    """`chat --emulator hello` is a usage error of `chat`: chat's usage, a hint, exit 2."""
+    result = run_cli("chat", "--emulator", "hello")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("usage: python -m openai_ws chat ")
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("python -m openai_ws chat: error: unrecognized arguments: hello")
+    assert "ask" in last  # points at the command that takes a question
+
+
+def test_ask_with_a_bad_option_shows_asks_usage() -> None:
+    """An unknown option after `ask` prints ask's usage, not the top-level one."""
+    code, out, err = run_inline("ask", "--emulator", "--bogus", "hi")
+    assert code == 2
+    assert out == ""
+    assert err.startswith("usage: python -m openai_ws ask ")
+    assert err.splitlines()[-1] == (
+        "python -m openai_ws ask: error: unrecognized arguments: --bogus"
+    )
 
 
 def test_bad_option_exits_2() -> None:
@@ -422,6 +493,41 @@ def test_environment_client_never_prints_the_key(emulator: Emulator) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "401" in result.stderr.splitlines()[-1]
+    assert wrong_key not in result.stdout + result.stderr
+
+
+def test_refused_key_says_authentication_failed_over_http(emulator: Emulator) -> None:
+    """A key the server refuses over HTTP: "authentication failed", exit 1, no key shown."""
+    from openai_ws.emulator import Emulator, EmulatorConfig
+
+    wrong_key = "sk-wrong-" + "y" * 24
+    # A WebSocket front that answers every upgrade with 426 makes the session use
+    # HTTP at once; the HTTP request then reaches the real emulator with a bad key.
+    no_ws = EmulatorConfig(upgrade_status=426, require_auth=False)
+    with Emulator(config=no_ws) as front:
+        env = cli_env(
+            OPENAI_API_KEY=wrong_key,
+            OPENAI_BASE_URL=emulator.base_url,
+            OPENAI_WEBSOCKET_BASE_URL=front.base_url,
+        )
+        result = run_cli("ask", "hello", env=env)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error: authentication failed: "), result.stderr
+    assert "401" in last
+    assert "connection failed" not in result.stderr
+    assert wrong_key not in result.stdout + result.stderr
+
+
+def test_refused_key_says_authentication_failed_over_websocket(emulator: Emulator) -> None:
+    """A key refused on the WebSocket upgrade (401): "authentication failed", exit 1."""
+    wrong_key = "sk-wrong-" + "z" * 24
+    env = cli_env(OPENAI_API_KEY=wrong_key, OPENAI_BASE_URL=emulator.base_url)
+    result = run_cli("ask", "hello", env=env)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error: authentication failed: "), result.stderr
+    assert "401" in last
     assert wrong_key not in result.stdout + result.stderr
 
 

@@ -987,13 +987,53 @@ def test_events_can_be_built_directly() -> None:
     assert ErrorEvent().error == ErrorPayload()
 
 
-def test_match_args_list_the_required_fields() -> None:
-    """__match_args__ lets class patterns bind the main fields positionally."""
+#: The field a user means, first in each class's ``__match_args__`` (issue 12, item 5).
+MAIN_FIELD = {
+    "response.created": "response",
+    "response.queued": "response",
+    "response.in_progress": "response",
+    "response.completed": "response",
+    "response.failed": "response",
+    "response.incomplete": "response",
+    "response.done": "response",
+    "response.output_item.added": "item",
+    "response.output_item.done": "item",
+    "response.content_part.added": "part",
+    "response.content_part.done": "part",
+    "response.output_text.delta": "delta",
+    "response.output_text.done": "text",
+    "response.output_text.annotation.added": "annotation",
+    "response.refusal.delta": "delta",
+    "response.refusal.done": "refusal",
+    "response.function_call_arguments.delta": "delta",
+    "response.function_call_arguments.done": "arguments",
+    "response.reasoning_summary_part.added": "part",
+    "response.reasoning_summary_part.done": "part",
+    "response.reasoning_summary_text.delta": "delta",
+    "response.reasoning_summary_text.done": "text",
+    "response.reasoning_text.delta": "delta",
+    "response.reasoning_text.done": "text",
+    "error": "error",
+    "response.steer.accepted": "steer",
+    "response.steer.pending": "steer",
+    "response.steer.failed": "error",
+}
+
+
+def test_match_args_put_the_field_a_user_means_first() -> None:
+    """__match_args__ starts with delta/text/response/item/part..., then the required fields."""
+    assert set(MAIN_FIELD) == set(KNOWN_EVENT_CLASSES)
+    for wire_type, cls in KNOWN_EVENT_CLASSES.items():
+        args = cls.__match_args__
+        assert args[0] == MAIN_FIELD[wire_type], wire_type
+        required = {a.name for a in attrs.fields(cls) if a.init and a.default is attrs.NOTHING}
+        assert required <= set(args) <= set(attrs.fields_dict(cls)), wire_type
+        assert len(set(args)) == len(args)
     assert ResponseOutputTextDelta.__match_args__ == (
+        "delta",
         "item_id",
         "output_index",
         "content_index",
-        "delta",
     )
     assert ResponseCompleted.__match_args__ == ("response",)
     assert UnknownEvent.__match_args__ == ("type", "raw")
@@ -1001,13 +1041,17 @@ def test_match_args_list_the_required_fields() -> None:
 
 @pytest.mark.skipif(sys.version_info < (3, 10), reason="match needs Python 3.10")
 def test_match_statement_on_events() -> None:
-    """A match statement picks the right case by class pattern."""
+    """A match statement binds the main field with a one-argument positional pattern."""
     source = (
         "def describe(event):\n"
         "    match event:\n"
-        "        case ResponseOutputTextDelta(_, _, _, delta):\n"
+        "        case ResponseOutputTextDelta(delta):\n"
         "            return 'delta:' + delta\n"
-        "        case ResponseCompleted(response=response):\n"
+        "        case ResponseOutputTextDone(text):\n"
+        "            return 'text:' + text\n"
+        "        case ResponseOutputItemDone(item):\n"
+        "            return 'item:' + item.type\n"
+        "        case ResponseCompleted(response):\n"
         "            return 'done:' + response.id\n"
         "        case UnknownEvent(type=kind):\n"
         "            return 'unknown:' + kind\n"
@@ -1015,6 +1059,8 @@ def test_match_statement_on_events() -> None:
     )
     namespace: Dict[str, Any] = {
         "ResponseOutputTextDelta": ResponseOutputTextDelta,
+        "ResponseOutputTextDone": ResponseOutputTextDone,
+        "ResponseOutputItemDone": ResponseOutputItemDone,
         "ResponseCompleted": ResponseCompleted,
         "UnknownEvent": UnknownEvent,
     }
@@ -1024,6 +1070,10 @@ def test_match_statement_on_events() -> None:
     assert describe(parse_event(CASES[3][0])) == "done:resp_1"
     assert describe(parse_event({"type": "x.y"})) == "unknown:x.y"
     assert describe(parse_event(CASES[0][0])) == "other"
+    for wire, cls in KNOWN_EVENT_CLASSES.items():
+        if cls in (ResponseOutputTextDone, ResponseOutputItemDone):
+            sample = next(c[0] for c in CASES if c[0]["type"] == wire)
+            assert describe(parse_event(sample)).split(":")[0] in ("text", "item")
 
 
 @pytest.mark.parametrize("cls", [*KNOWN_EVENT_CLASSES.values(), UnknownEvent], ids=str)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import pytest
 
@@ -14,30 +15,62 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
-def run_example(name: str) -> str:
+SCRIPTS = ["websocket_session.py", "agent_loop.py", "concurrent_threads.py", "fallback.py"]
+
+
+def example_env(**extra: str) -> Dict[str, str]:
+    """A child's environment: this checkout importable, no OPENAI_* settings but ``extra``."""
     env: Dict[str, str] = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def run_example(name: str, *args: str, env: Optional[Dict[str, str]] = None) -> str:
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
+        [sys.executable, str(EXAMPLES / name), *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env=env,
+        env=example_env() if env is None else env,
         check=False,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout + result.stderr
 
 
+def unreachable_url() -> str:
+    """An http base URL on 127.0.0.1 where nothing listens (a port bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
 def test_every_example_is_tested() -> None:
     """Each script in examples/ has a test below."""
     scripts = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
-    assert scripts == {
-        "websocket_session.py",
-        "agent_loop.py",
-        "concurrent_threads.py",
-        "fallback.py",
-    }
+    assert scripts == set(SCRIPTS)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_emulator_flag_wins_over_an_exported_key(name: str) -> None:
+    """With OPENAI_API_KEY exported, `--emulator` still runs the example on the emulator."""
+    # The exported settings point at a closed local port, never at the real API:
+    # an example that ignored --emulator would fail to connect.
+    env = example_env(OPENAI_API_KEY="sk-exported-key", OPENAI_BASE_URL=unreachable_url())
+    out = run_example(name, "--emulator", env=env)
+    assert "--emulator: using the bundled emulator at http://127.0.0.1:" in out
+    assert "sk-exported-key" not in out
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_examples_answer_help_without_running(name: str) -> None:
+    """`--help` prints the example's usage with the --emulator flag and starts nothing."""
+    out = run_example(name, "--help")
+    assert out.startswith(f"usage: {name} [-h] [--emulator]")
+    assert "bundled emulator" in out
+    assert "using the bundled emulator at" not in out
 
 
 def test_websocket_session_example() -> None:

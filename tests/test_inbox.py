@@ -8,7 +8,7 @@ import time
 import pytest
 
 from openai_ws._session.inbox import Failure, Inbox
-from openai_ws.errors import ConsumerTooSlowError, RequestTimeoutError
+from openai_ws.errors import ConsumerTooSlowError, ProtocolError, RequestTimeoutError
 
 
 def test_inbox_delivers_in_order_and_ends_with_terminal() -> None:
@@ -83,3 +83,46 @@ def test_deferred_items_wake_the_consumer_on_wake() -> None:
     inbox.put("end", 1, terminal=True, defer=True)
     waiter.join(2)
     assert not waiter.is_alive() and got[-1] == ["end"]
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_an_event_bigger_than_the_whole_byte_bound_is_reported_too_big(terminal: bool) -> None:
+    """One event costing more than max_bytes fails the request as too big, not too slow."""
+    inbox = Inbox(max_events=100, max_bytes=1000)
+    assert inbox.put("small", 10)
+    assert not inbox.put("huge", 5000, terminal=terminal)
+    (item,) = inbox.get_all()  # the queued events are dropped with it
+    assert isinstance(item, Failure)
+    assert isinstance(item.exc, ProtocolError)
+    assert not isinstance(item.exc, ConsumerTooSlowError)
+    assert "max_queue_bytes=1000" in str(item.exc) and "5000" in str(item.exc)
+    assert inbox.closed and not inbox.put("later", 1)
+
+
+def wait_for_first_batch(inbox: Inbox, puts: list) -> list:
+    """Start a blocked consumer, make the puts, and return what it was woken with."""
+    got: list = []
+    thread = threading.Thread(target=lambda: got.append(inbox.get_all()))
+    thread.start()
+    time.sleep(0.05)
+    for item, nbytes in puts:
+        inbox.put(item, nbytes, defer=True)
+    thread.join(2)
+    if thread.is_alive():  # not woken: end it so the test fails cleanly
+        inbox.fail(RuntimeError("never woken"))
+        thread.join(2)
+    return got[0]
+
+
+def test_a_result_consumer_is_woken_when_its_queue_is_half_full_of_events() -> None:
+    """A wake_on_terminal consumer is woken at half the event bound, so a long answer fits."""
+    inbox = Inbox(max_events=10, max_bytes=10_000, wake_on_terminal=True)
+    got = wait_for_first_batch(inbox, [(i, 1) for i in range(5)])
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_a_result_consumer_is_woken_when_its_queue_is_half_full_of_bytes() -> None:
+    """The same at half the byte bound."""
+    inbox = Inbox(max_events=100, max_bytes=100, wake_on_terminal=True)
+    got = wait_for_first_batch(inbox, [("a", 30), ("b", 30)])
+    assert got == ["a", "b"]

@@ -707,3 +707,56 @@ def test_every_public_model_is_documented_frozen_and_keyword_only(cls: type) -> 
     assert cls.__doc__ and cls.__doc__.strip()
     assert cls.__setattr__ is not object.__setattr__
     assert all(a.kw_only for a in attrs.fields(cls) if a.init)
+
+
+# --------------------------------------------------------------------------
+# Numbers that are not JSON (NaN, infinities)
+# --------------------------------------------------------------------------
+
+_NOT_JSON = [float("nan"), float("inf"), float("-inf")]
+
+
+@pytest.mark.parametrize("field", ["temperature", "top_p"])
+@pytest.mark.parametrize("value", _NOT_JSON, ids=["nan", "inf", "-inf"])
+def test_non_finite_sampling_values_are_refused_at_construction(field: str, value: float) -> None:
+    """NaN and ±inf (not JSON numbers, RFC 8259 §6) raise ValueError naming the field."""
+    with pytest.raises(ValueError, match=f"{field} must be a finite number"):
+        ResponseCreateRequest(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("fields", "path"),
+    [
+        ({"extra_body": {"x": {"y": [1.0, float("nan")]}}}, r"extra_body\.x\.y\[1\]"),
+        ({"reasoning": {"budget": float("inf")}}, r"reasoning\.budget"),
+        ({"tools": [{"type": "function", "strict": float("-inf")}]}, r"tools\[0\]\.strict"),
+        ({"input": [{"role": "user", "content": "hi", "w": float("nan")}]}, r"input\[0\]\.w"),
+        ({"text": {"format": {"scale": float("nan")}}}, r"text\.format\.scale"),
+    ],
+)
+def test_non_finite_nested_numbers_are_refused_before_sending(
+    fields: Dict[str, Any], path: str
+) -> None:
+    """A NaN or infinity anywhere in the body fails to_dict() with ValueError naming its path."""
+    request = ResponseCreateRequest(model="m", **fields)
+    with pytest.raises(ValueError, match=rf"{path} is (nan|inf|-inf), which is not a JSON number"):
+        request.to_dict()
+
+
+def test_finite_floats_still_pass_through_unchanged() -> None:
+    """Large and tiny finite floats in nested values are sent exactly as given."""
+    body = ResponseCreateRequest(extra_body={"big": 1e308, "tiny": [5e-324, -0.0]}).to_dict()
+    assert body == {"big": 1e308, "tiny": [5e-324, -0.0]}
+    assert json.dumps(body, allow_nan=False)
+
+
+def test_non_finite_numbers_from_a_dict_are_refused_too() -> None:
+    """from_dict of a body with NaN (Python's json reads it) raises ValueError; the
+    converter's structure() turns that into a ProtocolError naming the field."""
+    from openai_ws._convert import structure
+
+    body = json.loads('{"model": "m", "temperature": NaN}')
+    with pytest.raises(ValueError, match="temperature"):
+        ResponseCreateRequest.from_dict(body)
+    with pytest.raises(ProtocolError, match="temperature"):
+        structure(body, ResponseCreateRequest)

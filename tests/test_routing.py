@@ -216,3 +216,33 @@ def test_lanes_caching_unstored_responses_are_reused_last() -> None:
         core.route(completed(f"resp_{key}", p.lane))
     follow = core.open(99, previous_response_id="resp_keep", unstored=True)
     assert follow.lane == precious.lane
+
+
+def test_caches_tells_where_a_continuation_finds_its_parent() -> None:
+    """caches(id): the lane that made the response is idle and holds it; not after reuse."""
+    core = ConnectionCore(use_lanes=True, max_names=1)
+    a = core.open(1)
+    core.route(created("r1", a.lane))
+    core.route(completed("r1", a.lane))
+    assert core.caches("r1") and not core.caches("r0")
+    b = core.open(2)  # the only lane is busy now
+    assert not core.caches("r1")
+    core.route(created("r2", b.lane))
+    core.route(completed("r2", b.lane))
+    assert not core.caches("r1") and core.caches("r2")  # the lane moved on
+
+
+def test_caches_on_the_default_lane_and_on_a_lane_ignoring_server() -> None:
+    """Without lanes the default lane's latest answer is cached while nothing else runs."""
+    core = ConnectionCore(use_lanes=False)
+    core.open(1)
+    core.route(created("r1"))
+    core.route(completed("r1"))
+    assert core.caches("r1")
+    core.open(2)
+    assert not core.caches("r1")
+    ignoring = ConnectionCore(use_lanes=True, lanes_ignored=True)
+    ignoring.open(1, stream_id="mine")
+    ignoring.route(created("r9"))
+    ignoring.route(completed("r9"))
+    assert ignoring.caches("r9")

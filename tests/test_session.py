@@ -541,3 +541,61 @@ def test_store_false_chain_survives_concurrent_traffic(client: OpenAI, emu: Emul
         assert errors == []
         assert session.stats.lanes_used == 32  # the noise did fill and reuse every name
     assert emu.stats.get("cache_hits") - hits_before >= 39
+
+
+# -- issue 9 item 11, issue 10, issue 12: the face's own checks ------------------
+
+
+def test_two_threads_iterating_one_stream_get_a_clear_error(client: OpenAI) -> None:
+    """A second thread's next() while the first waits inside it raises RuntimeError saying so;
+    the first thread's iteration goes on undisturbed."""
+    with client.ws_session() as session:
+        slow = ask("a b c", metadata={"emulator_ttft": "0.6"})
+        with session.stream(slow) as events:
+            first = next(events)
+            assert isinstance(first, ResponseCreated)
+            texts: List[str] = []
+            reader = threading.Thread(
+                target=lambda: texts.extend(
+                    e.delta for e in events if isinstance(e, ResponseOutputTextDelta)
+                )
+            )
+            reader.start()
+            time.sleep(0.2)  # the reader waits inside next() for the first output item
+            with pytest.raises(RuntimeError, match="another thread is iterating this EventStream"):
+                next(events)
+            reader.join(5.0)
+        assert "".join(texts) == "a b c"
+
+
+def test_closing_a_stream_from_another_thread_stops_its_reader(client: OpenAI) -> None:
+    """close() from another thread while one waits inside next() ends that loop within 3 s,
+    and the session stays usable."""
+    with client.ws_session() as session:
+        events = session.stream(ask("x", metadata={"emulator_ttft": "30"}))
+        seen: List[Any] = []
+        reader = threading.Thread(target=lambda: seen.extend(events))
+        reader.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        events.close()
+        reader.join(5.0)
+        assert not reader.is_alive()
+        assert time.monotonic() - started < 3.0
+        assert isinstance(seen[0], ResponseCreated)
+        assert not any(isinstance(e, ResponseOutputTextDelta) for e in seen)
+        assert session.send(ask("after")).output_text == "after"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_json_numbers_never_reach_the_wire(client: OpenAI, emu: Emulator, value: float) -> None:
+    """temperature=NaN/inf raises ValueError in the caller; no frame is sent, the session works."""
+    with client.ws_session() as session:
+        before = emu.stats.ws_creates
+        with pytest.raises(ValueError, match="temperature"):
+            session.send(model="gpt-test", input="x", temperature=value)
+        with pytest.raises(ValueError, match=r"extra_body\.sampling\.t"):
+            session.send(ask("x"), extra_body={"sampling": {"t": value}})
+        assert emu.stats.ws_creates == before
+        assert session.send(ask("fine")).output_text == "fine"
+        assert session.stats.requests == 1

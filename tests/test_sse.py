@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import List, Tuple
 
+import pytest
+
 from openai_ws._protocol.sse import SSEDecoder
 
 CRAFTED = (
@@ -91,3 +93,59 @@ def test_sse_decoder_flush_keeps_unterminated_event() -> None:
     assert _decode([b"data: {}"]) == [("message", b"{}")]
     assert _decode([b"data: {}\r"]) == [("message", b"{}")]
     assert _decode([b""]) == []
+
+
+# -- caps (issue 10 "Memory") ----------------------------------------------------------
+
+
+def test_sse_decoder_caps_a_line_without_newline() -> None:
+    """A line that never ends is a MessageTooLargeError once it passes the cap, fed in pieces."""
+    from openai_ws.errors import MessageTooLargeError, ProtocolError
+
+    decoder = SSEDecoder(max_event_size=1000)
+    decoder.feed(b"data: ")
+    with pytest.raises(MessageTooLargeError) as info:
+        for _ in range(100):
+            decoder.feed(b"a" * 100)
+    assert isinstance(info.value, ProtocolError)
+    assert info.value.limit == 1000
+
+
+def test_sse_decoder_caps_data_lines_without_a_blank_line() -> None:
+    """data: lines that never end their event are a MessageTooLargeError past the cap."""
+    from openai_ws.errors import MessageTooLargeError
+
+    decoder = SSEDecoder(max_event_size=1000)
+    with pytest.raises(MessageTooLargeError):
+        for _ in range(100):
+            decoder.feed(b"data: " + b"b" * 50 + b"\n")
+
+
+def test_sse_decoder_caps_a_long_line_inside_one_chunk() -> None:
+    """A too-long line that arrives whole in one chunk is refused too (also a comment)."""
+    from openai_ws.errors import MessageTooLargeError
+
+    with pytest.raises(MessageTooLargeError):
+        SSEDecoder(max_event_size=1000).feed(b"data: " + b"c" * 2000 + b"\n\n")
+    with pytest.raises(MessageTooLargeError):
+        SSEDecoder(max_event_size=1000).feed(b": " + b"c" * 5000 + b"\n")
+
+
+def test_sse_decoder_cap_is_per_event() -> None:
+    """Events up to the cap pass, however many of them come."""
+    event = b"data: " + b"d" * 1000 + b"\n\n"
+    decoder = SSEDecoder(max_event_size=1000)
+    events = []
+    for _ in range(50):
+        events.extend(decoder.feed(event))
+    assert len(events) == 50 and all(data == b"d" * 1000 for _, data in events)
+
+
+def test_sse_decoder_default_cap_matches_the_websocket_default() -> None:
+    """The default event cap is the WebSocket max_message_size default, when that is finite."""
+    from openai_ws._protocol.sse import DEFAULT_MAX_EVENT_SIZE
+    from openai_ws._session.options import DEFAULT_MAX_MESSAGE_SIZE
+
+    assert DEFAULT_MAX_EVENT_SIZE is not None and DEFAULT_MAX_EVENT_SIZE >= 1 << 20
+    if DEFAULT_MAX_MESSAGE_SIZE is not None:
+        assert DEFAULT_MAX_EVENT_SIZE == DEFAULT_MAX_MESSAGE_SIZE

@@ -193,6 +193,7 @@ class ConnectionCore:
         self._max_names = max_names
         self._lanes: Dict[str, _Lane] = {}
         self._default: List[Pending] = []
+        self._default_latest: Optional[str] = None  # the default lane's cached response
         self._inflight: List[Pending] = []  # every unfinished request, in send order
         self._order = itertools.count()
         self._clock = itertools.count(1)  # logical time for least-recently-used lanes
@@ -343,8 +344,33 @@ class ConnectionCore:
             self._finish(target, completed=event_type in ("response.completed", "response.done"))
         return Route(target, terminal, rejected)
 
+    def caches(self, response_id: str) -> bool:
+        """True when a request continuing ``response_id`` sent now finds it in this
+        socket's cache: the lane that produced it is idle and still holds it.
+
+        The server keeps the latest response of each lane. A server that ignores
+        lanes runs one FIFO whose cache is its latest response, and only while
+        nothing else is in flight (a queued request would replace it first).
+        """
+        if self.lanes_ignored:
+            return not self._inflight and self._default_latest == response_id
+        if self._default_latest == response_id and not self._default:
+            return self.use_lanes is False
+        if not self.use_lanes:
+            return False
+        return any(
+            lane.latest_response_id == response_id and not lane.queue
+            for lane in self._lanes.values()
+        )
+
     def _finish(self, pending: Pending, *, completed: bool) -> None:
         self.forget(pending)
+        if self.lanes_ignored or pending.lane is None:
+            self._default_latest = pending.response_id if completed else None
+            if self.lanes_ignored:
+                for named in self._lanes.values():  # the server has no named lanes
+                    named.latest_response_id = None
+            return
         if pending.lane is not None:
             lane = self._lanes[pending.lane]
             # The server caches the latest response of a lane; a failed request

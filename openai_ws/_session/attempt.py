@@ -120,7 +120,8 @@ class Resend(NamedTuple):
 
     ``counter`` names the request's and the session's counter to add one to
     (``"replays"`` or ``"retries"``; ``None`` for a lane refusal, which is no
-    new attempt of the request's own).
+    new attempt of the request's own; ``"context"``: a conversation turn whose
+    parent was not found goes again with its whole history).
     """
 
     delay: float
@@ -201,6 +202,15 @@ def _decide_error(
         return Raise(exc)
     error = error_from_event(event, request.body)
     fresh = request.delivered == 0  # the caller has seen nothing of this request yet
+    context = request.context
+    if (
+        isinstance(error, PreviousResponseNotFoundError)
+        and context is not None
+        and not context.whole
+        and fresh
+    ):
+        # The conversation holds the whole history: send it instead, once.
+        return Resend(0.0, "context", "the parent response is not available")
     if error.code == CONNECTION_LIMIT and fresh and request.replays < opts.max_replays:
         # The answer to a create the server refused: it never ran.
         return Resend(0.0, "replays", "the connection reached its age limit")
@@ -393,6 +403,10 @@ def _count_attempt(engine: Engine, request: RequestState, action: Resend) -> Non
             request.retries,
             opts.max_retries,
         )
+    elif action.counter == "context":
+        assert request.context is not None
+        request.context.whole = True
+        log.info("request %d: %s; sending the whole context", request.key, action.why)
     elif action.counter == "replays":
         request.replays += 1
         engine.count("replays")
@@ -433,6 +447,7 @@ def over_http(
     engine.count("http_fallbacks")
     log.info("request %d goes over HTTP: %s", request.key, reason)
     # stream_id names a WebSocket lane; it has no meaning over HTTP.
+    request.body = request.http_body()
     body = {k: v for k, v in request.body.items() if k != "stream_id"}
     timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
     transport = http()

@@ -289,8 +289,14 @@ class Engine:
         abandoned; the exception propagates. Returns False when the session has
         switched to HTTP instead.
         """
-        body = request.body
-        text = _frame_text(body)
+        context = request.context
+        if context is None:
+            choices = [(request.body, _frame_text(request.body))]
+        else:
+            # Both ways of sending the turn are serialised before anything is
+            # registered; the socket decides which one leaves.
+            choices = [(context.delta, _frame_text(context.delta))]
+            choices.append((context.full, _frame_text(context.full)))
         with self._sending(deadline):
             while True:
                 conn = self._connect_or_fallback(deadline)
@@ -300,6 +306,13 @@ class Engine:
                     self._check_open()
                     if conn.dead or conn.retiring:
                         continue  # it ended between connect() and now: open another
+                    body, text = choices[0]
+                    if context is not None and (
+                        context.whole
+                        or not (context.parent_stored or conn.core.caches(context.parent_id))
+                    ):
+                        body, text = choices[1]
+                    request.body = body
                     pending = conn.core.open(
                         request.key,
                         previous_response_id=body.get("previous_response_id"),

@@ -13,7 +13,12 @@ This module must never block the producer: :meth:`Inbox.put` returns at once,
 whatever the consumer does. A consumer that falls too far behind (more than
 ``max_events`` items or ``max_bytes`` bytes queued) gets its inbox failed with
 :class:`~openai_ws.errors.ConsumerTooSlowError`; the queued events are dropped
-so memory stays bounded. It knows nothing about sockets, events or lanes.
+so memory stays bounded. The bytes are what each item costs in memory, as the
+producer estimates it; one item costing more than ``max_bytes`` alone fails the
+inbox with :class:`~openai_ws.errors.ProtocolError` (too big, not too slow).
+A consumer that asked to be woken only by the terminal item is still woken
+once half a bound is queued, so that a long answer never trips a bound while
+its consumer sleeps by choice. It knows nothing about sockets, events or lanes.
 
 Lock discipline: ``_cond`` guards every attribute below it. It is held only for
 deque operations and flag flips, never while calling out of this module.
@@ -29,7 +34,7 @@ from typing import Any, Deque, List, Optional, Tuple
 import attrs
 
 from .._protocol.routing import CloseKind
-from ..errors import ConsumerTooSlowError, RequestTimeoutError
+from ..errors import ConsumerTooSlowError, ProtocolError, RequestTimeoutError
 
 __all__ = ["Failure", "Inbox", "Lost", "Rejected"]
 
@@ -98,42 +103,63 @@ class Inbox:
 
         ``urgent`` wakes a ``wake_on_terminal`` consumer for a non-terminal
         item. ``defer`` leaves the wake-up of a non-terminal, non-urgent item to
-        a later :meth:`wake` (the producer batches them). An item is refused
-        when the inbox is already closed, or when it would exceed a bound; in
-        the second case the inbox is failed with
-        :class:`ConsumerTooSlowError` and its queued items are discarded.
+        a later :meth:`wake` (the producer batches them), until half a bound is
+        queued. ``nbytes`` is what the item costs in memory (the reader's
+        estimate of the decoded event). An item is refused when the inbox is
+        already closed, or when it would exceed a bound; then the inbox is
+        failed and its queued items are discarded: with
+        :class:`~openai_ws.errors.ProtocolError` when the item alone costs more
+        than ``max_bytes`` (terminal or not: the event is too big), else with
+        :class:`ConsumerTooSlowError`.
         """
         with self._cond:
             if self._closed:
+                return False
+            if nbytes > self._max_bytes:
+                # No consumer could take it, however fast: the event is too big.
+                self._fail_with(
+                    ProtocolError(
+                        f"an event of about {nbytes} bytes in memory (its decoded size, "
+                        f"estimated) exceeds max_queue_bytes={self._max_bytes}; the request "
+                        "was abandoned (raise max_queue_bytes to accept such events)"
+                    )
+                )
                 return False
             if not terminal and (
                 len(self._items) >= self._max_events or self._bytes + nbytes > self._max_bytes
             ):
                 queued, size = len(self._items), self._bytes
-                self._items.clear()
-                self._bytes = 0
-                self._items.append(
-                    (
-                        Failure(
-                            ConsumerTooSlowError(
-                                f"the consumer fell behind: {queued} events ({size} bytes) "
-                                f"were waiting (limits: {self._max_events} events, "
-                                f"{self._max_bytes} bytes); the request was abandoned"
-                            )
-                        ),
-                        0,
+                self._fail_with(
+                    ConsumerTooSlowError(
+                        f"the consumer fell behind: {queued} events ({size} bytes) "
+                        f"were waiting (limits: {self._max_events} events, "
+                        f"{self._max_bytes} bytes); the request was abandoned"
                     )
                 )
-                self._closed = True
-                self._cond.notify()
                 return False
             self._items.append((item, nbytes))
             self._bytes += nbytes
             if terminal:
                 self._closed = True
-            if self._waiting and (terminal or urgent or not (self.wake_on_terminal or defer)):
+            if self._waiting and (
+                terminal
+                or urgent
+                or not (self.wake_on_terminal or defer)
+                or len(self._items) * 2 >= self._max_events
+                or self._bytes * 2 >= self._max_bytes
+            ):
+                # Half a bound queued wakes even a consumer that wants only the end: it
+                # is asleep by choice, not slow, and must drain before the bound trips.
                 self._cond.notify()
             return True
+
+    def _fail_with(self, exc: BaseException) -> None:
+        """Drop what is queued and close the inbox with ``exc`` (``_cond`` held)."""
+        self._items.clear()
+        self._bytes = 0
+        self._items.append((Failure(exc), 0))
+        self._closed = True
+        self._cond.notify()
 
     def wake(self) -> None:
         """Wake a waiting consumer if items are queued (ends a deferred batch)."""

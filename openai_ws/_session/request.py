@@ -2,7 +2,10 @@
 
 Who writes what (the attributes are plain; the rules below make that safe):
 
-* ``key``, ``body`` and ``mode`` are set at creation and never change.
+* ``key`` and ``mode`` are set at creation and never change; so is ``body``,
+  except for a conversation turn (``context``), whose ``body`` is the one of
+  the two that the current attempt sends (set by the caller's thread in
+  :meth:`Engine.submit <openai_ws._session.engine.Engine.submit>`).
 * ``inbox`` is replaced by the caller's thread before each new attempt, while
   no connection holds the request (so no reader can put into the old one
   after that); ``pending`` is set by the caller's thread in
@@ -28,7 +31,7 @@ import attrs
 from .._protocol.routing import Pending
 from .inbox import Inbox
 
-__all__ = ["Mode", "RequestState"]
+__all__ = ["Mode", "RequestState", "TurnContext"]
 
 
 class Mode(enum.Enum):
@@ -38,6 +41,26 @@ class Mode(enum.Enum):
     """``send()``: only the final response; events are consumed as they come."""
     EVENTS = "events"
     """``stream()``: every event, typed, in order."""
+
+
+@attrs.define(eq=False)
+class TurnContext:
+    """Two ways to send one conversation turn; the session picks one per attempt.
+
+    ``delta`` continues ``parent_id`` with only the new items (cheap: the
+    server holds the rest); ``full`` carries the whole history as ``input``
+    without ``previous_response_id`` (works anywhere). The delta is used when
+    the parent is available where the attempt goes: stored server-side
+    (``parent_stored``), or in the cache of the socket and lane that produced
+    it. ``whole`` forces the full body from now on (the server did not find
+    the parent). Written by the caller's thread only.
+    """
+
+    delta: Dict[str, Any]
+    full: Dict[str, Any]
+    parent_id: str
+    parent_stored: bool
+    whole: bool = False
 
 
 @attrs.define(eq=False)
@@ -63,3 +86,13 @@ class RequestState:
     """Times the request was sent again after a retryable ``error`` event."""
     collected: List[Dict[str, Any]] = attrs.Factory(list)
     """``response.output_item.done`` events kept untyped for the response (RESULT mode)."""
+    context: Optional[TurnContext] = None
+    """For a conversation turn: the two bodies ``body`` is chosen from, per attempt."""
+
+    def http_body(self) -> Dict[str, Any]:
+        """The body of an HTTP attempt: over HTTP only a stored parent exists."""
+        context = self.context
+        if context is None:
+            return self.body
+        stored = context.parent_stored and not context.whole
+        return context.delta if stored else context.full

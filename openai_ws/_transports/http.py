@@ -10,7 +10,7 @@ What it must never do: let an exception of requests, urllib3 or the socket
 layer escape (every one is translated into :mod:`openai_ws.errors` and chained
 ``from`` the original); put the API key into a message, a ``repr`` or a log line;
 edit the caller's request body; know anything about lanes, sessions or fallback
-policy.
+policy; read more of a peer's answer than its limits (below).
 
 Connections
     One pooled :class:`requests.Session` per transport (pools of up to 32
@@ -26,42 +26,39 @@ Connections
     ``~/.netrc`` credentials.
 
 Timeouts
-    ``connect_timeout`` bounds opening a connection, ``timeout`` every read:
-    the wait for the answer's headers, then for each further chunk of the
-    body (so in :meth:`HTTPTransport.stream` it is the longest silence allowed
-    between two events, not a total deadline). A read timeout is *not* retried:
-    it is the caller's deadline, and the server may still be running the request.
+    ``timeout`` (the call's, else the transport's) is a total deadline for
+    the whole call: connecting, retries and their waits, the answer's headers
+    and all of its body, including a stream's events however slowly they come
+    and the time the caller spends between them. Each socket read waits at
+    most the time left when the call started, and the
+    :class:`~.http_cancel.Watchdog` shuts the call's socket down when the
+    deadline passes, so a server that trickles a byte at a time (which keeps
+    every single read within its timeout) cannot stretch it; the call then
+    raises :class:`~openai_ws.errors.RequestTimeoutError`. A retry whose wait
+    would end past the deadline is not attempted (the error that asked for it
+    is raised). ``connect_timeout`` bounds opening each connection. A timeout
+    is *not* retried: it is the caller's deadline, and the server may still be
+    running the request.
 
-Retries (:class:`_Retry`, a small subclass of urllib3's ``Retry``; the rules are
-:mod:`openai_ws._protocol.retry`'s)
-    Up to ``max_retries`` retries of connection failures (but not of a failed
-    certificate check, which no retry can fix) and of the statuses 408, 409,
-    429, 500, 502, 503 and 504, for GET, POST and DELETE. Three
-    things urllib3 does not know are added, all decided in ``increment()``, the
-    one hook that sees the whole response (``is_retry()`` only gets the status):
+Limits
+    A peer cannot make a call hold unbounded memory: an SSE line or event,
+    and a JSON answer, may be at most ``max_event_size`` bytes
+    (:data:`~openai_ws._protocol.sse.DEFAULT_MAX_EVENT_SIZE`, 16 MiB, the
+    WebSocket ``max_message_size`` default; a larger one raises
+    :class:`~openai_ws.errors.MessageTooLargeError`); of an error answer's
+    body at most :data:`MAX_ERROR_BODY` bytes are read (the 429 body the retry
+    policy peeks at included), and after a stream's terminal event at most
+    :data:`MAX_TAIL` more (a body that goes on is dropped with its
+    connection). HTTP chunks are read 64 KiB at a time, whatever size they
+    announce.
 
-    * ``insufficient_quota``: a 429 that means "out of credit" must fail at
-      once, but it differs from a rate limit only in its JSON body
-      (``error.code``). For a 429 only, the retry policy reads the (small) body
-      before deciding; urllib3 caches what it read (``cache_content=True``), so
-      the body is still there for the error we raise (:func:`_read_body` looks
-      in ``raw.data`` when the stream itself has been consumed). Headers are
-      no substitute: a rate-limit 429 may also come without ``Retry-After``.
-    * ``retry-after-ms``: OpenAI's precise hint, preferred over ``Retry-After``
-      (whole seconds or an HTTP date), both read in ``get_retry_after()``. A hint
-      longer than :data:`MAX_RETRY_AFTER` seconds is not slept on: the error is
-      returned at once, with the server's headers, for the caller to decide.
-    * ``x-should-retry: true|false``: the server's explicit verdict overrides
-      the status list (as in the official SDK). To see it on any error status,
-      ``is_retry()`` answers yes for every status >= 400 and ``increment()``
-      gives up, by raising urllib3's ``MaxRetryError``, when the policy says no;
-      with ``raise_on_status=False`` urllib3 then hands the response back as
-      it does when retries are exhausted.
-
-    Without a server hint the wait is ``0.5 s * 2**n`` (n = retries so far),
-    capped at 8 s, minus up to 25 % jitter. Only what happens before the
-    response headers is retried: once :meth:`HTTPTransport.stream` has yielded
-    an event, nothing is replayed.
+Retries (:mod:`.http_retry`: urllib3's ``Retry`` taught OpenAI's signals)
+    Up to ``max_retries`` retries of connection failures and of the statuses
+    408, 409, 429 and 5xx, honouring ``retry-after-ms``/``Retry-After``,
+    ``x-should-retry`` and ``insufficient_quota``, never past the call's
+    deadline. Only what happens before the response headers is retried:
+    once :meth:`HTTPTransport.stream` has yielded an event, nothing is
+    replayed.
 
 Cancelling from another thread
     A call given a ``cancel`` token (:mod:`.http_cancel`) is cut short when
@@ -74,20 +71,24 @@ Errors
     that is not JSON) with the response headers, lower-cased. An SSE ``error``
     event, in the nested shape the service sends or the flat one of the spec,
     raises the same way. Connection failures (refused, DNS, TLS, proxy) raise
-    :class:`~openai_ws.errors.ConnectError`, timeouts
+    :class:`~openai_ws.errors.ConnectError` in plain words ("could not connect
+    to 127.0.0.1:9 (connection refused)"), timeouts
     :class:`~openai_ws.errors.RequestTimeoutError`, a connection lost
     mid-answer :class:`~openai_ws.errors.ConnectionClosedError` (or
     :class:`~openai_ws.errors.ReplayUnsafeError` once events were delivered),
     anything else :class:`~openai_ws.errors.TransportError`; a body that breaks
-    the protocol raises :class:`~openai_ws.errors.ProtocolError`.
+    the protocol (also JSON nested too deep to parse) raises
+    :class:`~openai_ws.errors.ProtocolError`. Every error leaves through a
+    :class:`~.messages.Scrubber`: no secret header the transport sent (or
+    the proxy's credentials), however a peer echoes it, stays in its message,
+    its fields or its chain.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import random
-import ssl
 import time
 import weakref
 from typing import (
@@ -95,13 +96,12 @@ from typing import (
     Any,
     Dict,
     Iterator,
-    List,
     Mapping,
     Optional,
     Tuple,
     Union,
 )
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import requests.adapters
@@ -110,19 +110,15 @@ import requests.exceptions
 import urllib3.connection
 import urllib3.connectionpool
 import urllib3.exceptions
-from urllib3.exceptions import MaxRetryError, ReadTimeoutError, ResponseError
-from urllib3.util.retry import Retry
 
 from .._convert import parse_event, parse_response
 from .._protocol import retry as retry_rules
-from .._protocol.sse import SSEDecoder
+from .._protocol.sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
 from ..errors import (
     APIError,
-    ConnectError,
-    ConnectionClosedError,
+    MessageTooLargeError,
     OpenAIWSError,
     ProtocolError,
-    ReplayUnsafeError,
     RequestTimeoutError,
     TransportError,
     api_error_from_payload,
@@ -134,146 +130,40 @@ from .http_cancel import (
     Cancellation,
     Cancelled,
     calling,
-    current_token,
+    guard,
     raise_if_cancelled,
 )
+from .http_errors import stream_error, translate
+from .http_retry import (
+    MAX_ERROR_BODY,
+    MAX_RETRY_AFTER,
+    PEEKED,
+    RetryPolicy,
+)
+from .messages import Scrubber, error_payload
 
 if TYPE_CHECKING:
-    from urllib3.response import BaseHTTPResponse
+    pass
 
-__all__ = ["MAX_RETRY_AFTER", "Cancellation", "HTTPTransport", "SSEDecoder"]
+__all__ = [
+    "MAX_ERROR_BODY",
+    "MAX_RETRY_AFTER",
+    "MAX_TAIL",
+    "Cancellation",
+    "HTTPTransport",
+    "SSEDecoder",
+]
 
 log = logging.getLogger(__name__)
 
-MAX_RETRY_AFTER = retry_rules.MAX_RETRY_AFTER
-#: Largest 429 body the retry policy reads to look for ``insufficient_quota``.
-_MAX_PEEK = 64 * 1024
+MAX_TAIL = 64 * 1024
+"""Bytes read after a stream's terminal event to end the body and reuse the connection."""
 POOL_MAXSIZE = 32
+_READ = 64 * 1024  # bytes asked of the body per read
+_Retry = RetryPolicy  # the name the tests know
 
 _SSE_CONTENT_TYPE = "text/event-stream"
 _DONE = b"[DONE]"
-
-
-# --------------------------------------------------------------------------
-# Retry policy
-# --------------------------------------------------------------------------
-
-
-class _Retry(Retry):
-    """urllib3 ``Retry`` that also knows OpenAI's retry signals (see the module docstring).
-
-    urllib3 rebuilds the object through ``new()`` with its own constructor
-    arguments, so this class adds behaviour only, no state.
-    """
-
-    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        # Every error status goes on to increment(), which sees the headers and
-        # body and decides; increment() gives up when the policy says no.
-        if self.allowed_methods and method.upper() not in self.allowed_methods:
-            return False
-        return status_code >= 400
-
-    def increment(
-        self,
-        method: Optional[str] = None,
-        url: Optional[str] = None,
-        response: Optional[BaseHTTPResponse] = None,
-        error: Optional[Exception] = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
-    ) -> _Retry:
-        if isinstance(error, ReadTimeoutError):
-            # The caller's deadline passed and the server may still be working
-            # on the request: report it rather than run it again.
-            raise error
-        if error is not None and _is_certificate_error(error):
-            raise error  # an untrusted certificate does not heal by retrying
-        if error is None and response is not None:
-            verdict = self._verdict(response)
-            if verdict is not None:
-                raise MaxRetryError(_pool, url or "", ResponseError(verdict))
-            log.debug(
-                "retrying %s after HTTP %d (retry %d)",
-                method,
-                response.status,
-                len(self.history) + 1,
-            )
-        elif error is not None:
-            log.debug("retrying %s after %s", method, type(error).__name__)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-    def _verdict(self, response: BaseHTTPResponse) -> Optional[str]:
-        """Why this response must not be retried, or ``None`` to retry it."""
-        return retry_rules.http_refusal(
-            response.status,
-            should_retry=response.headers.get("x-should-retry", ""),
-            hint=_hint(response),
-            error_code=lambda: _error_code(response),
-        )
-
-    def get_retry_after(self, response: BaseHTTPResponse) -> Optional[float]:
-        return retry_rules.usable_hint(_hint(response))
-
-    def get_backoff_time(self) -> float:
-        retries = len(self.history)
-        if retries == 0:
-            return 0.0
-        return retry_rules.backoff(
-            retries - 1,
-            initial=retry_rules.ERROR_BACKOFF_INITIAL,
-            cap=retry_rules.BACKOFF_MAX,
-            jitter=random.random(),
-        )
-
-    def sleep(self, response: Optional[BaseHTTPResponse] = None) -> None:
-        # As urllib3's: the server's hint, else the backoff; but a cancelled
-        # call stops waiting at once.
-        delay = None
-        if self.respect_retry_after_header and response is not None:
-            delay = self.get_retry_after(response)
-        if not delay:
-            delay = self.get_backoff_time()
-        if delay <= 0:
-            return
-        token = current_token()
-        if token is None:
-            time.sleep(delay)
-        else:
-            token.pause(delay)
-
-
-def _hint(response: BaseHTTPResponse) -> Optional[float]:
-    """The server's delay hint in seconds (``retry-after-ms``, then ``Retry-After``)."""
-    headers = {key.lower(): value for key, value in response.headers.items()}
-    return retry_rules.header_hint(headers, now=time.time())
-
-
-def _is_certificate_error(error: BaseException) -> bool:
-    """Whether ``error`` (as urllib3 wraps it) is a failed certificate check."""
-    pending: List[BaseException] = [error]
-    for _ in range(8):  # a few levels of wrapping; never loop on odd exceptions
-        if not pending:
-            break
-        current = pending.pop()
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
-    return False
-
-
-def _error_code(response: BaseHTTPResponse) -> Optional[str]:
-    """``error.code`` of a small JSON error body, read and cached on ``response``."""
-    length = response.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > _MAX_PEEK):
-        return None
-    try:
-        body = response.read(decode_content=True, cache_content=True)
-        payload = json.loads(body)
-    except (ValueError, urllib3.exceptions.HTTPError, OSError):
-        return None
-    error = payload.get("error") if isinstance(payload, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
 
 
 # --------------------------------------------------------------------------
@@ -293,11 +183,13 @@ class HTTPTransport:
 
     ``base_url`` is the API base (``https://api.openai.com/v1``); ``headers``
     are sent with every request (``Authorization`` and friends). ``timeout`` is
-    the read timeout, ``connect_timeout`` the connect timeout (seconds);
-    ``max_retries`` bounds retries (see the module docstring). ``verify`` is
-    ``True`` (system CAs), ``False`` (no TLS checks) or the path of a CA bundle;
-    ``cert`` a client certificate (path, or ``(cert, key)``); ``proxy`` a proxy
-    URL for both schemes. Every method may be called from many threads.
+    the default total deadline of a call, ``connect_timeout`` the connect
+    timeout (seconds); ``max_retries`` bounds retries (see the module
+    docstring). ``verify`` is ``True`` (system CAs), ``False`` (no TLS checks)
+    or the path of a CA bundle; ``cert`` a client certificate (path, or
+    ``(cert, key)``); ``proxy`` a proxy URL for both schemes.
+    ``max_event_size`` caps an SSE line or event and a JSON answer, in bytes
+    (``None``: no cap). Every method may be called from many threads.
     """
 
     def __init__(
@@ -311,6 +203,7 @@ class HTTPTransport:
         verify: Union[bool, str] = True,
         cert: Union[str, Tuple[str, str], None] = None,
         proxy: Optional[str] = None,
+        max_event_size: Optional[int] = DEFAULT_MAX_EVENT_SIZE,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
@@ -318,7 +211,10 @@ class HTTPTransport:
         self._responses_url = f"{self.base_url}/responses"
         self._timeout = timeout
         self._connect_timeout = connect_timeout
-        self._secret = _bearer_secret(headers)
+        self._max_event_size = max_event_size
+        self._headers = dict(headers)
+        self._proxy = proxy
+        self._scrubber = Scrubber(headers, proxy)
         retry = _Retry(
             total=max_retries,
             redirect=0,
@@ -356,16 +252,28 @@ class HTTPTransport:
         *,
         timeout: Optional[float] = None,
         cancel: Optional[Cancellation] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        query: Optional[Mapping[str, Any]] = None,
     ) -> Response:
         """``POST /responses`` and return the whole :class:`Response`.
 
         ``body`` is sent exactly as given. It must not ask for ``stream: true``
-        (:class:`ValueError`); use :meth:`stream` for that. ``cancel`` lets
-        another thread abort the call (it then raises ``cancel.error()``).
+        (:class:`ValueError`); use :meth:`stream` for that. ``timeout`` is the
+        call's total deadline (default: the transport's); ``headers`` and
+        ``query`` are added to this request only. ``cancel`` lets another
+        thread abort the call (it then raises ``cancel.error()``).
         """
         if body.get("stream"):
             raise ValueError("create() expects a body without stream=true; use stream()")
-        return parse_response(self._json("POST", self._responses_url, body, timeout, cancel))
+        scrubber = self._scrubber_for(headers)
+        try:
+            obj = self._json(
+                "POST", self._responses_url, body, timeout, cancel, headers=headers, query=query
+            )
+            return _response(obj)
+        except OpenAIWSError as exc:
+            scrubber.exception(exc)
+            raise
 
     def stream(
         self,
@@ -373,6 +281,8 @@ class HTTPTransport:
         *,
         timeout: Optional[float] = None,
         cancel: Optional[Cancellation] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        query: Optional[Mapping[str, Any]] = None,
     ) -> Iterator[ServerEvent]:
         """``POST /responses`` with ``stream: true``; yield typed events.
 
@@ -385,29 +295,41 @@ class HTTPTransport:
         (:class:`~openai_ws.errors.ReplayUnsafeError` once events were
         yielded); a ``data`` payload that is not a valid event raises
         :class:`~openai_ws.errors.ProtocolError`. The request is sent on the
-        first ``next()``; closing the generator early closes the connection.
-        After the terminal event the rest of the body (which the server ends
-        there) is read, so that the connection can be reused. ``cancel`` lets
-        another thread abort the stream (it then raises ``cancel.error()``).
+        first ``next()``; ``timeout`` (default: the transport's) is a total
+        deadline from then on, the time the caller spends between events
+        included. Closing the generator early closes the connection. After
+        the terminal event the rest of the body (which the server ends there)
+        is read, so that the connection can be reused. ``headers`` and
+        ``query`` are added to this request only; ``cancel`` lets another
+        thread abort the stream (it then raises ``cancel.error()``).
         """
         payload = dict(body)
         payload["stream"] = True
-        return self._stream(payload, timeout, cancel)
+        return self._stream(payload, timeout, cancel, headers, query)
 
     def retrieve(self, response_id: str) -> Response:
         """``GET /responses/{id}``: a stored response."""
         url = f"{self._responses_url}/{quote(response_id, safe='')}"
-        return parse_response(self._json("GET", url, None, None))
+        try:
+            return _response(self._json("GET", url, None, None))
+        except OpenAIWSError as exc:
+            self._scrubber.exception(exc)
+            raise
 
     def delete(self, response_id: str) -> None:
         """``DELETE /responses/{id}``."""
         url = f"{self._responses_url}/{quote(response_id, safe='')}"
-        response = self._send("DELETE", url, None, None, stream=False, cancel=None)
         try:
-            if response.status_code >= 300:
-                raise self._api_error(response)
-        finally:
-            response.close()
+            with self._call("DELETE", url, None, None) as token:
+                response = self._send("DELETE", url, None, token, stream=False)
+                try:
+                    if response.status_code >= 300:
+                        raise self._api_error(response)
+                finally:
+                    response.close()
+        except OpenAIWSError as exc:
+            self._scrubber.exception(exc)
+            raise
 
     def close(self) -> None:
         """Close every pooled connection. Idempotent; later calls raise ``TransportError``."""
@@ -416,39 +338,67 @@ class HTTPTransport:
 
     # -- internals --------------------------------------------------------------
 
+    def _scrubber_for(self, headers: Optional[Mapping[str, str]]) -> Scrubber:
+        """The scrubber for a call that adds ``headers`` to the transport's."""
+        if not headers:
+            return self._scrubber
+        return Scrubber({**self._headers, **headers}, self._proxy)
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        timeout: Optional[float],
+        cancel: Optional[Cancellation],
+    ) -> Any:
+        """The guard (:func:`~.http_cancel.guard`) of one call: its token and deadline."""
+        seconds = self._timeout if timeout is None else timeout
+        path = urlsplit(url).path
+
+        def expired() -> OpenAIWSError:
+            return RequestTimeoutError(
+                f"timed out over HTTP: {method} {path} did not finish within "
+                f"the timeout ({seconds:.3g}s)"
+            )
+
+        return guard(cancel, time.monotonic() + seconds, expired)
+
     def _send(
         self,
         method: str,
         url: str,
         body: Optional[Mapping[str, Any]],
-        timeout: Optional[float],
+        token: Cancellation,
         *,
         stream: bool,
-        cancel: Optional[Cancellation],
+        headers: Optional[Mapping[str, str]] = None,
+        query: Optional[Mapping[str, Any]] = None,
     ) -> requests.Response:
         """Send one request (with retries) and return the response, headers read.
 
-        With ``cancel``, the connection stays recorded on the token until the
-        caller calls ``cancel.release()`` (after reading the body).
+        ``token`` (from :meth:`_call`) holds the deadline: each read waits at
+        most the time left, and the watchdog cuts the call at the deadline.
         """
         if self._closed:
             raise TransportError("the HTTP transport is closed")
-        headers: Dict[str, str] = {}
+        extra: Dict[str, str] = dict(headers or {})
         data: Optional[bytes] = None
         if body is not None:
             data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-            headers["Content-Type"] = "application/json"
+            extra["Content-Type"] = "application/json"
         if stream:
-            headers["Accept"] = _SSE_CONTENT_TYPE
-        read_timeout = self._timeout if timeout is None else timeout
+            extra["Accept"] = _SSE_CONTENT_TYPE
+        assert token.deadline is not None
+        left = max(0.001, token.deadline - time.monotonic())
         try:
-            with calling(cancel):
+            with calling(token):
                 return self._session.request(
                     method,
                     url,
                     data=data,
-                    headers=headers,
-                    timeout=(self._connect_timeout, read_timeout),
+                    headers=extra,
+                    params=dict(query) if query else None,
+                    timeout=(min(self._connect_timeout, left), left),
                     stream=True,
                     allow_redirects=False,
                     verify=self._verify,
@@ -456,11 +406,10 @@ class HTTPTransport:
                     proxies=self._proxies,
                 )
         except Cancelled:
-            assert cancel is not None
-            raise cancel.error() from None
+            raise token.error() from None
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise_if_cancelled(cancel, exc)
-            raise self._translate(exc, f"{method} {url}") from exc
+            raise_if_cancelled(token, exc)
+            raise self._translate(exc, method, url) from exc
 
     def _json(
         self,
@@ -469,33 +418,70 @@ class HTTPTransport:
         body: Optional[Mapping[str, Any]],
         timeout: Optional[float],
         cancel: Optional[Cancellation] = None,
+        *,
+        headers: Optional[Mapping[str, str]] = None,
+        query: Optional[Mapping[str, Any]] = None,
     ) -> Mapping[str, Any]:
-        response = self._send(method, url, body, timeout, stream=False, cancel=cancel)
-        try:
-            if response.status_code >= 300:
-                raise self._api_error(response)
-            raw = self._body(response, cancel)
-            raise_if_cancelled(cancel)  # the body may have been cut short
-        finally:
-            if cancel is not None:
-                cancel.release()
-            response.close()
+        path = urlsplit(url).path
+        with self._call(method, url, timeout, cancel) as token:
+            response = self._send(
+                method, url, body, token, stream=False, headers=headers, query=query
+            )
+            try:
+                if response.status_code >= 300:
+                    raise self._api_error(response)
+                raw = self._body(response, token)
+                raise_if_cancelled(token)  # the body may have been cut short
+            finally:
+                response.close()
+        limit = self._max_event_size
+        if limit is not None and len(raw) > limit:
+            raise MessageTooLargeError(
+                f"{method} {path}: the answer is larger than {limit} bytes (max_event_size)",
+                limit=limit,
+                size=len(raw),
+            )
         try:
             obj = json.loads(raw)
-        except ValueError as exc:
-            raise ProtocolError(f"{method} {url}: the answer is not JSON: {exc}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise ProtocolError(f"{method} {path}: the answer is not JSON: {exc}") from exc
         if not isinstance(obj, dict):
-            raise ProtocolError(f"{method} {url}: the answer is not a JSON object")
+            raise ProtocolError(f"{method} {path}: the answer is not a JSON object")
         return obj
 
     def _stream(
-        self, body: Mapping[str, Any], timeout: Optional[float], cancel: Optional[Cancellation]
+        self,
+        body: Mapping[str, Any],
+        timeout: Optional[float],
+        cancel: Optional[Cancellation],
+        headers: Optional[Mapping[str, str]],
+        query: Optional[Mapping[str, Any]],
     ) -> Iterator[ServerEvent]:
+        scrubber = self._scrubber_for(headers)
         url = self._responses_url
-        response = self._send("POST", url, body, timeout, stream=True, cancel=cancel)
+        try:
+            with self._call("POST", url, timeout, cancel) as token:
+                yield from self._events(body, token, headers, query)
+        except OpenAIWSError as exc:
+            scrubber.exception(exc)
+            raise
+
+    def _events(
+        self,
+        body: Mapping[str, Any],
+        token: Cancellation,
+        headers: Optional[Mapping[str, str]],
+        query: Optional[Mapping[str, Any]],
+    ) -> Iterator[ServerEvent]:
+        """The events of one streamed call (the body of :meth:`_stream`, inside its guard)."""
+        url = self._responses_url
+        response = self._send(
+            "POST", url, body, token, stream=True, headers=headers, query=query
+        )
         finished = False  # the body was (or will be) read to its end
         count = 0  # events yielded
         response_id: Optional[str] = None
+        chunks: Optional[Iterator[bytes]] = None
         try:
             if response.status_code >= 300:
                 finished = True
@@ -503,14 +489,15 @@ class HTTPTransport:
             content_type = response.headers.get("content-type", "")
             if content_type and not content_type.lower().startswith(_SSE_CONTENT_TYPE):
                 raise ProtocolError(f"expected {_SSE_CONTENT_TYPE}, got {content_type!r}")
-            decoder = SSEDecoder()
+            decoder = SSEDecoder(self._max_event_size)
             chunks = _chunks(response.raw)
             while True:
+                raise_if_cancelled(token)  # the deadline passed between two chunks
                 try:
                     chunk = next(chunks, None)
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
-                    raise_if_cancelled(cancel, exc)
-                    raise _stream_error(exc, count, response_id) from exc
+                    raise_if_cancelled(token, exc)
+                    raise stream_error(exc, count, response_id) from exc
                 for _name, data in decoder.feed(chunk) if chunk is not None else decoder.flush():
                     event = _parse_data(data)
                     if event is None:
@@ -530,91 +517,83 @@ class HTTPTransport:
                     count += 1
                     yield event
                 if chunk is None:
-                    raise_if_cancelled(cancel)
-                    raise _stream_error(None, count, response_id)
+                    raise_if_cancelled(token)
+                    raise stream_error(None, count, response_id)
         finally:
-            if finished:
+            if finished and chunks is not None:
                 # The server ends the body right after the terminal event; read
                 # that last bit so the connection goes back to the pool.
-                response.raw.drain_conn()
-            if cancel is not None:
-                cancel.release()
+                _finish(chunks)
             response.close()
 
-    def _body(self, response: requests.Response, cancel: Optional[Cancellation] = None) -> bytes:
+    def _body(self, response: requests.Response, token: Cancellation) -> bytes:
+        limit = self._max_event_size
         try:
-            return _read_body(response)
+            return _read_body(response, None if limit is None else limit + 1)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise_if_cancelled(cancel, exc)
-            raise self._translate(exc, "reading the answer") from exc
+            raise_if_cancelled(token, exc)
+            raise self._translate(exc, "reading the answer to", response.url) from exc
 
     def _api_error(self, response: requests.Response) -> APIError:
-        """The typed error for a non-2xx response (reads and closes it)."""
+        """The typed error for a non-2xx response (reads at most MAX_ERROR_BODY of it)."""
         headers = {key.lower(): value for key, value in response.headers.items()}
         try:
-            body = _read_body(response)
+            body = _read_body(response, MAX_ERROR_BODY)
         except (urllib3.exceptions.HTTPError, OSError):
             body = b""
-        payload: Dict[str, Any] = {}
-        try:
-            obj = json.loads(body) if body else None
-        except ValueError:
-            obj = None
-        if isinstance(obj, dict):
-            inner = obj.get("error")
-            if isinstance(inner, dict):
-                payload = dict(inner)
-            elif isinstance(inner, str):
-                payload = {"message": inner}
-            elif isinstance(obj.get("message"), str):
-                payload = {"message": obj["message"]}
-        if not payload.get("message"):
-            text = body.decode("utf-8", "replace").strip()
-            reason = response.reason or ""
-            payload["message"] = (
-                text[:500]
-                if text and obj is None
-                else f"HTTP {response.status_code} {reason}".strip()
-            )
-        if self._secret and isinstance(payload.get("message"), str):
-            payload["message"] = payload["message"].replace(self._secret, "***")
+        fallback = f"HTTP {response.status_code} {response.reason or ''}".strip()
+        payload = error_payload(body, fallback)
         return api_error_from_payload(payload, status=response.status_code, headers=headers)
 
-    def _translate(self, exc: BaseException, what: str) -> OpenAIWSError:
-        """Our error for an exception of requests, urllib3 or the socket layer."""
-        detail = str(exc)
-        if self._secret:
-            detail = detail.replace(self._secret, "***")
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return RequestTimeoutError(f"{what}: timed out connecting: {detail}")
-        if isinstance(exc, (requests.exceptions.Timeout, ReadTimeoutError, TimeoutError)):
-            return RequestTimeoutError(f"{what}: timed out waiting for the server: {detail}")
-        if isinstance(exc, (requests.exceptions.SSLError, requests.exceptions.ProxyError)):
-            return ConnectError(f"{what}: could not connect: {detail}")
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            reason = _root_reason(exc)
-            if isinstance(reason, (urllib3.exceptions.ProtocolError, ConnectionResetError)):
-                return ConnectionClosedError(f"{what}: the connection was lost: {detail}")
-            return ConnectError(f"{what}: could not connect: {detail}")
-        if isinstance(exc, urllib3.exceptions.ProtocolError):
-            return ConnectionClosedError(f"{what}: the connection was lost: {detail}")
-        return TransportError(f"{what}: {type(exc).__name__}: {detail}")
+    def _translate(self, exc: BaseException, method: str, url: str) -> OpenAIWSError:
+        """Our error, in plain words, for an exception of requests, urllib3 or the socket layer."""
+        return translate(exc, method, url, connect_timeout=self._connect_timeout, proxy=self._proxy)
 
 
 def _chunks(raw: Any) -> Iterator[bytes]:
-    """The body's bytes as they arrive (one piece per HTTP chunk when chunked)."""
+    """The body's bytes as they arrive: one piece per HTTP chunk when chunked (at most 64 KiB).
+
+    Never asks for more than 64 KiB at once: a chunk announcing gigabytes is
+    read in pieces, not into one buffer of that size.
+    """
     if raw.chunked and raw.supports_chunked_reads():
-        yield from raw.stream(None, decode_content=True)
+        yield from raw.stream(_READ, decode_content=True)
         return
     read1 = getattr(raw, "read1", None)  # returns what has arrived, never waits for more
     if read1 is None:  # urllib3 < 2: blocks per 1 KiB (only for streams without chunking)
         yield from raw.stream(1024, decode_content=True)
         return
     while True:
-        chunk = read1(65536, decode_content=True)
+        chunk = read1(_READ, decode_content=True)
         if not chunk:
             return
         yield chunk
+
+    def _translate(self, exc: BaseException, method: str, url: str) -> OpenAIWSError:
+        """Our error, in plain words, for an exception of requests, urllib3 or the socket layer."""
+        return translate(exc, method, url, connect_timeout=self._connect_timeout, proxy=self._proxy)
+
+
+def _finish(chunks: Iterator[bytes]) -> None:
+    """Read what follows a terminal event, at most :data:`MAX_TAIL` bytes.
+
+    A body that ends there gives its connection back to the pool; one that
+    goes on is left unread, and closing the response drops its connection.
+    """
+    budget = MAX_TAIL
+    with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
+        for chunk in chunks:
+            budget -= len(chunk)
+            if budget <= 0:
+                return
+
+
+def _response(obj: Mapping[str, Any]) -> Response:
+    """``parse_response(obj)``; a structure too deep to convert is a :class:`ProtocolError`."""
+    try:
+        return parse_response(obj)
+    except RecursionError as exc:
+        raise ProtocolError(f"the answer is nested too deeply to convert: {exc}") from exc
 
 
 def _parse_data(data: bytes) -> Optional[ServerEvent]:
@@ -628,28 +607,11 @@ def _parse_data(data: bytes) -> Optional[ServerEvent]:
         return parse_event(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"event data is not UTF-8: {exc}") from exc
+    except RecursionError as exc:
+        raise ProtocolError(f"event data is nested too deeply to parse: {exc}") from exc
     except ProtocolError:
         _raise_if_error_object(data)
         raise
-
-
-def _stream_error(
-    exc: Optional[BaseException], count: int, response_id: Optional[str]
-) -> Exception:
-    """The error for a stream that broke off (``exc``) or ended before a terminal event."""
-    got = f"{count} events received"
-    if isinstance(exc, (ReadTimeoutError, TimeoutError)):
-        return RequestTimeoutError(f"no event within the read timeout ({got})")
-    if isinstance(exc, urllib3.exceptions.DecodeError):
-        return ProtocolError(f"could not decode the event stream: {exc}")
-    why = f" ({exc})" if exc is not None else ""
-    if count:
-        return ReplayUnsafeError(
-            f"the HTTP stream ended before a terminal event, after {got}{why}",
-            events_received=count,
-            response_id=response_id,
-        )
-    return ConnectionClosedError(f"the HTTP stream ended before any event{why}")
 
 
 def _close_session(session: requests.Session) -> None:
@@ -668,28 +630,22 @@ def _close_session(session: requests.Session) -> None:
     session.close()
 
 
-def _read_body(response: requests.Response) -> bytes:
-    """The whole (decoded) body, also when the retry policy already read it."""
+def _read_body(response: requests.Response, limit: Optional[int]) -> bytes:
+    """The (decoded) body, at most ``limit`` bytes of it, with what the retry policy read."""
     raw = response.raw
-    body = raw.read(decode_content=True, cache_content=True)
-    if not body:
-        body = raw.data or b""  # cached by _error_code() during the retry decision
-    return bytes(body)
-
-
-def _root_reason(exc: BaseException) -> Optional[BaseException]:
-    """The innermost ``reason`` of a requests ``ConnectionError`` (through ``MaxRetryError``)."""
-    reason: Optional[BaseException] = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    return reason if isinstance(reason, BaseException) else None
+    body = PEEKED.pop(raw, b"")  # read by _error_code() during the retry decision
+    if limit is None:
+        return body + bytes(raw.read(decode_content=True))
+    if len(body) < limit:
+        body += bytes(raw.read(amt=limit - len(body), decode_content=True))
+    return body[:limit]
 
 
 def _raise_if_error_object(data: bytes) -> None:
     """Raise the API error of a data payload ``{"error": {...}}`` that has no ``type``."""
     try:
         obj = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return
     if isinstance(obj, dict) and isinstance(obj.get("error"), dict):
         raise api_error_from_payload(obj["error"], status=_int_or_none(obj.get("status")))
@@ -697,12 +653,3 @@ def _raise_if_error_object(data: bytes) -> None:
 
 def _int_or_none(value: Any) -> Optional[int]:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _bearer_secret(headers: Mapping[str, str]) -> Optional[str]:
-    """The token of the ``Authorization`` header, to scrub it from messages."""
-    for key, value in headers.items():
-        if key.lower() == "authorization":
-            token = value.split(" ", 1)[1] if " " in value else value
-            return token.strip() or None
-    return None

@@ -10,17 +10,29 @@ error and is never retried. Only the connection the call holds at that moment
 is touched: it is forgotten before it goes back to the pool, so another
 thread's call on the same pool is unaffected.
 
+Deadlines use the same mechanism: :func:`guard` gives each call its own
+token, which follows the caller's token (cancelling that one cancels it) and
+which the :class:`Watchdog` cancels when the call's deadline passes, so a
+total deadline holds however the server trickles (one byte a second keeps
+every single read within its timeout). The watchdog is one thread, started on
+demand; it ends itself once no call has a deadline pending (after
+:data:`WATCHDOG_LINGER` seconds), and a forked child starts its own.
+
 This module must never close a pooled connection it does not hold, retry,
 or know anything of the Responses API: :mod:`.http` decides what a
-cancelled call raises.
+cancelled or expired call raises.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
+import os
 import socket
 import threading
-from typing import Any, Callable, Iterator, Optional
+import time
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import requests.adapters
 import urllib3.connection
@@ -28,7 +40,20 @@ import urllib3.connectionpool
 
 from ..errors import OpenAIWSError
 
-__all__ = ["Adapter", "Cancellation", "Cancelled", "calling", "current_token", "raise_if_cancelled"]
+__all__ = [
+    "WATCHDOG_LINGER",
+    "Adapter",
+    "Cancellation",
+    "Cancelled",
+    "Watchdog",
+    "calling",
+    "current_token",
+    "guard",
+    "raise_if_cancelled",
+]
+
+WATCHDOG_LINGER = 0.2
+"""Seconds the watchdog thread waits for a new deadline before it ends."""
 
 
 class Cancelled(Exception):
@@ -52,6 +77,9 @@ class Cancellation:
         self._lock = threading.Lock()
         self._event = threading.Event()
         self._conn: Any = None  # the connection the call holds now, if any
+        self._followers: List[Cancellation] = []  # cancelled with this one
+        self.deadline: Optional[float] = None
+        """When the call's deadline passes (``time.monotonic``), if :func:`guard` set one."""
 
     @property
     def cancelled(self) -> bool:
@@ -66,8 +94,24 @@ class Cancellation:
         with self._lock:
             self._event.set()
             conn, self._conn = self._conn, None
+            followers, self._followers = self._followers, []
         if conn is not None:
             _shut(conn)
+        for follower in followers:
+            follower.cancel()
+
+    def follow(self, leader: Cancellation) -> None:
+        """Be cancelled whenever ``leader`` is (at once if it already is)."""
+        with leader._lock:
+            if not leader._event.is_set():
+                leader._followers.append(self)
+                return
+        self.cancel()
+
+    def unfollow(self, leader: Cancellation) -> None:
+        """Undo :meth:`follow`."""
+        with leader._lock, contextlib.suppress(ValueError):
+            leader._followers.remove(self)
 
     def _hold(self, conn: Any) -> None:
         """The calling thread is about to use ``conn`` (raises if cancelled)."""
@@ -120,6 +164,105 @@ def raise_if_cancelled(
     """
     if cancel is not None and cancel.cancelled:
         raise cancel.error() from cause
+
+
+class Watchdog:
+    """Cancels tokens when their deadlines pass, from one thread that runs only when needed."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: List[Tuple[float, int, Cancellation]] = []
+        self._order = itertools.count()
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, deadline: float, token: Cancellation) -> Tuple[float, int, Cancellation]:
+        """Cancel ``token`` at ``deadline`` (``time.monotonic``), unless unwatched first."""
+        entry = (deadline, next(self._order), token)
+        with self._cond:
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="openai_ws-http-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0] is entry:
+                self._cond.notify()
+        return entry
+
+    def unwatch(self, entry: Tuple[float, int, Cancellation]) -> None:
+        with self._cond:
+            try:
+                self._heap.remove(entry)
+            except ValueError:
+                return  # already fired
+            heapq.heapify(self._heap)
+            if not self._heap:
+                self._cond.notify()  # let the thread start lingering now
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                due: List[Cancellation] = []
+                while not due:
+                    if not self._heap:
+                        self._cond.wait(WATCHDOG_LINGER)
+                        if not self._heap:
+                            self._thread = None
+                            return
+                        continue
+                    now = time.monotonic()
+                    while self._heap and self._heap[0][0] <= now:
+                        due.append(heapq.heappop(self._heap)[2])
+                    if not due:
+                        self._cond.wait(self._heap[0][0] - now)
+            for token in due:  # outside the lock: cancel() shuts sockets down
+                token.cancel()
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's thread does not exist there."""
+        self._cond = threading.Condition(threading.Lock())
+        self._heap = []
+        self._thread = None
+
+
+WATCHDOG = Watchdog()
+"""The process's watchdog, shared by every HTTP transport."""
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=WATCHDOG._after_fork)
+
+
+@contextlib.contextmanager
+def guard(
+    cancel: Optional[Cancellation],
+    deadline: Optional[float],
+    expired: Callable[[], OpenAIWSError],
+) -> Iterator[Cancellation]:
+    """A token for one call: cancelled with ``cancel`` and when ``deadline`` passes.
+
+    Its error is ``cancel``'s when that one was cancelled, else ``expired()``.
+    The connection the call used is released and the deadline forgotten when
+    the block ends.
+    """
+
+    def error() -> OpenAIWSError:
+        if cancel is not None and cancel.cancelled:
+            return cancel.error()
+        return expired()
+
+    token = Cancellation(error)
+    token.deadline = deadline
+    if cancel is not None:
+        token.follow(cancel)
+    entry = WATCHDOG.watch(deadline, token) if deadline is not None else None
+    try:
+        yield token
+    finally:
+        if entry is not None:
+            WATCHDOG.unwatch(entry)
+        if cancel is not None:
+            token.unfollow(cancel)
+        token.release()
 
 
 def _shut(conn: Any) -> None:

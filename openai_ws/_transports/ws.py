@@ -7,9 +7,15 @@ path, so no wrapper object), :class:`Binary` or :class:`Closed` (plus
 at a time and cut into messages by the sans-IO
 :class:`~openai_ws._protocol.frames.FrameParser`; :meth:`WSTransport.recv`
 returns the messages of one socket read together, so the reader thread can
-wake its consumers once per batch. Pings are answered here. Every
-websocket-client or socket exception is translated into an ``openai_ws.errors``
-type here, chained from the original.
+wake its consumers once per batch. Pings are answered here. A peer that breaks
+RFC 6455 (see the parser: bad framing, bad UTF-8, a message over
+``max_message_size``, a bad close frame) gets the connection failed with the
+close code the RFC names (1002, 1007, 1009), never an invalid code echoed
+back; the resulting :class:`Closed` carries a
+:class:`~openai_ws.errors.ProtocolError`. A read that runs out of memory drops
+what the parser held and closes with 1009; :meth:`WSTransport.recv` never
+raises. Every websocket-client or socket exception is translated into an
+``openai_ws.errors`` type here, chained from the original.
 
 It must never parse event frames (only the JSON body of a refused upgrade, for
 its error message), know about requests or lanes, or start a thread: the
@@ -19,13 +25,11 @@ session's reader thread calls :meth:`WSTransport.recv` in a loop.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
 import ssl
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
-from urllib.parse import urlsplit
+from typing import Callable, List, Mapping, Optional, Union
 
 import attrs
 import websocket
@@ -40,7 +44,14 @@ from .._protocol.frames import (
     parse_close,
     sendable_close_code,
 )
-from ..errors import ConnectError, ConnectionClosedError
+from ..errors import (
+    ConnectError,
+    ConnectionClosedError,
+    ProtocolError,
+    upgrade_error_from_payload,
+)
+from . import dial
+from .messages import Scrubber, error_payload, os_reason
 
 __all__ = ["Binary", "Closed", "Frame", "Idle", "Pong", "WSTransport"]
 
@@ -69,7 +80,12 @@ class Idle:
 
 @attrs.frozen
 class Closed:
-    """The connection ended. ``code`` is ``None`` when no close frame came."""
+    """The connection ended. ``code`` is ``None`` when no close frame came.
+
+    When we failed the connection ourselves, ``code`` is the code we sent and
+    ``error`` a :class:`~openai_ws.errors.ProtocolError` saying why (chained from
+    the parser's :class:`~openai_ws._protocol.frames.FrameError`).
+    """
 
     code: Optional[int]
     reason: str = ""
@@ -77,21 +93,6 @@ class Closed:
 
 
 Frame = Union[str, Binary, Pong, Idle, Closed]
-
-
-def _proxy_options(proxy: Optional[str]) -> Dict[str, Any]:
-    """websocket-client's proxy keyword arguments for a proxy URL."""
-    if not proxy:
-        return {}
-    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
-    options: Dict[str, Any] = {
-        "http_proxy_host": parts.hostname,
-        "http_proxy_port": parts.port or (443 if parts.scheme == "https" else 80),
-        "proxy_type": parts.scheme if parts.scheme in ("socks4", "socks5", "socks5h") else "http",
-    }
-    if parts.username:
-        options["http_proxy_auth"] = (parts.username, parts.password or "")
-    return options
 
 
 class WSTransport:
@@ -127,27 +128,51 @@ class WSTransport:
         self._read: Optional[Callable[[int], bytes]] = None
 
     def connect(self) -> None:
-        """Open the socket and upgrade; raises :class:`ConnectError`."""
-        options: Dict[str, Any] = {
-            "header": [f"{k}: {v}" for k, v in self._headers.items()],
-            "timeout": self._connect_timeout,
-            "suppress_origin": True,
-        }
-        options.update(_proxy_options(self._proxy))
+        """Open the socket and upgrade within ``connect_timeout``; raises :class:`ConnectError`.
+
+        One deadline bounds resolving, connecting, the proxy tunnel, TLS and
+        the upgrade (:mod:`.dial`): websocket-client runs the upgrade on a
+        :class:`~.dial.HandshakeSocket`, reads at most a few KiB of a refusal's
+        body and never follows a redirect (it would take the API key to
+        another host). A refusal raises the
+        :class:`~openai_ws.errors.UpgradeRefusedError` subclass for its status
+        (a 401 is also an ``AuthenticationError``). No message or chained
+        exception holds a secret the client sent (:class:`~.messages.Scrubber`).
+        """
+        scrubber = Scrubber(self._headers, self._proxy)
+        deadline = dial.Deadline(self._connect_timeout)
         try:
-            self._ws.connect(self.url, **options)
-        except websocket.WebSocketBadStatusException as exc:
-            status = getattr(exc, "status_code", None)
-            message = _error_message(getattr(exc, "resp_body", None))
-            raise ConnectError(
-                f"the server refused the WebSocket upgrade with HTTP {status}"
-                + (f": {message}" if message else ""),
-                status=status,
-            ) from exc
-        except (ssl.SSLCertVerificationError, ValueError) as exc:
-            raise ConnectError(f"could not connect to {self.url}: {exc}", retryable=False) from exc
-        except (websocket.WebSocketException, OSError) as exc:
-            raise ConnectError(f"could not connect to {self.url}: {exc}") from exc
+            target = dial.Target.from_url(self.url)
+            proxy = dial.proxy_for(target, self._proxy)
+        except ValueError as exc:
+            error = ConnectError(f"cannot connect: {exc}", retryable=False)
+            raise scrubber.exception(error) from None
+        # The context given to the constructor (websocket-client keeps it in sock_opt).
+        context = getattr(getattr(self._ws, "sock_opt", None), "sslopt", {}).get("context")
+        try:
+            sock = dial.open_socket(
+                target, proxy=proxy, ssl_context=context, deadline=deadline, scrubber=scrubber
+            )
+        except ConnectError as exc:
+            raise scrubber.exception(exc) from exc.__cause__
+        handshake = dial.HandshakeSocket(sock, deadline)
+        failure: Optional[BaseException] = None
+        try:
+            self._ws.connect(
+                self.url,
+                socket=handshake,
+                header=[f"{k}: {v}" for k, v in self._headers.items()],
+                suppress_origin=True,
+                redirect_limit=0,
+            )
+        except (websocket.WebSocketException, dial.AnswerTooLarge, OSError, ValueError) as exc:
+            failure = exc
+        if failure is not None:
+            handshake.close()
+            # Raised here, outside the except block, so that websocket-client's
+            # exception (whose text quotes the answer) is not its __context__.
+            raise scrubber.exception(_upgrade_failure(failure, handshake, target, deadline))
+        self._ws.sock = sock  # the plain socket from now on: no per-read deadline
         # Block in recv from now on; keepalive uses set_recv_timeout().
         self._ws.settimeout(None)
         self._parser = FrameParser(self._max_message_size)
@@ -188,12 +213,34 @@ class WSTransport:
         except websocket.WebSocketTimeoutException:
             frames.append(Idle())
         except FrameError as exc:
-            log.warning("closing the connection: %s", exc)
+            # Fail the connection (RFC 6455 section 7.1.7) with the code the rule names.
+            log.warning("closing the connection with %d: %s", exc.code, exc)
             self.send_close(exc.code)
-            frames.append(Closed(exc.code, str(exc), exc))
+            frames.append(Closed(exc.code, str(exc), _protocol_error(exc)))
         except (websocket.WebSocketException, OSError, ValueError, AttributeError) as exc:
             frames.append(Closed(None, "", exc))
+        except MemoryError as exc:
+            # Free what the parser holds first, so that closing has memory to work with.
+            self._parser = None
+            parser = None
+            frames.clear()
+            with contextlib.suppress(Exception):
+                log.error("out of memory while reading a message; closing with 1009")
+            self._fail(1009)
+            frames.append(Closed(1009, "out of memory while reading a message", exc))
+        except Exception as exc:  # recv never raises: a bug must not kill the reader
+            with contextlib.suppress(Exception):
+                log.exception("unexpected error while reading")
+            self._fail(1011)
+            frames.append(Closed(None, f"unexpected error while reading: {exc!r}", exc))
         return frames
+
+    def _fail(self, code: int) -> None:
+        """Send a close with ``code`` and shut the socket, whatever goes wrong doing it."""
+        with contextlib.suppress(Exception):
+            self.send_close(code)
+        with contextlib.suppress(Exception):
+            self.abort()
 
     def _drain(self, parser: FrameParser, frames: List[Frame]) -> None:
         """Append the messages ``parser`` holds to ``frames``, up to a close."""
@@ -203,19 +250,17 @@ class WSTransport:
                 return
             opcode, payload = message
             if opcode == OP_TEXT:
-                try:
-                    frames.append(payload.decode("utf-8"))
-                except UnicodeDecodeError:
-                    frames.append(Binary(payload))
+                frames.append(payload)  # type: ignore[arg-type]  # str, checked UTF-8
             elif opcode == OP_PING:
-                self._pong(payload)
+                self._pong(payload)  # type: ignore[arg-type]
             elif opcode == OP_BINARY:
-                frames.append(Binary(payload))
+                frames.append(Binary(payload))  # type: ignore[arg-type]
             elif opcode == OP_PONG:
                 frames.append(Pong())
             else:
-                # A close: answer with the same code, as RFC 6455 section 5.5.1 asks.
-                code, reason = parse_close(payload)
+                # A close: answer with the same code, as RFC 6455 section 5.5.1 asks;
+                # parse_close raises FrameError (answered with 1002/1007) for a bad one.
+                code, reason = parse_close(payload)  # type: ignore[arg-type]
                 self.send_close(code if sendable_close_code(code) else 1000)
                 frames.append(Closed(code, reason))
                 return
@@ -251,14 +296,59 @@ class WSTransport:
             self._ws.shutdown()
 
 
-def _error_message(body: Any) -> Optional[str]:
-    """The ``error.message`` of a JSON error body, if there is one."""
-    if not body:
-        return None
-    try:
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-        payload = json.loads(text)
-        message = payload.get("error", {}).get("message")
-        return str(message) if message else None
-    except (ValueError, AttributeError):
-        return None
+def _protocol_error(exc: FrameError) -> ProtocolError:
+    """The typed error for a connection we failed with ``exc.code`` (chained from ``exc``)."""
+    error = ProtocolError(f"the connection was closed with {exc.code}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _upgrade_failure(
+    exc: BaseException,
+    handshake: dial.HandshakeSocket,
+    target: dial.Target,
+    deadline: dial.Deadline,
+) -> ConnectError:
+    """The error for an upgrade that failed with ``exc``, from what ``handshake`` read.
+
+    A refusal is described by its status, headers and the part of its body
+    that was read, and is not chained (websocket-client's exception only
+    repeats the answer); other failures are chained from ``exc``.
+    """
+    where = target.where
+    answer = None
+    if handshake.head_end is not None:
+        received = bytes(handshake.received)
+        answer = dial.parse_answer(received[: handshake.head_end], received[handshake.head_end :])
+    if isinstance(exc, dial.AnswerTooLarge) and exc.head:
+        return ConnectError(
+            f"the upgrade answer from {where} has more than "
+            f"{dial.MAX_UPGRADE_HEAD // 1024} KiB of head (status line and headers)"
+        )
+    if answer is not None and 300 <= answer.status < 400:
+        location = answer.headers.get("location", "")
+        return ConnectError(
+            f"the server answered the WebSocket upgrade with a redirect (HTTP {answer.status}"
+            f"{' to ' + location[:200] if location else ''}); redirects are not followed, "
+            "since they would send the API key to another address",
+            status=answer.status,
+            retryable=False,
+        )
+    if answer is not None and answer.status != 101:
+        fallback = f"HTTP {answer.status} {answer.reason}".strip()
+        return upgrade_error_from_payload(
+            error_payload(answer.body, fallback), status=answer.status, headers=answer.headers
+        )
+    timed_out = isinstance(exc, (socket.timeout, websocket.WebSocketTimeoutException))
+    if timed_out or deadline.expired:
+        error = deadline.timed_out(where, "waiting for the answer to the WebSocket upgrade")
+    elif answer is not None:
+        error = ConnectError(
+            f"the answer from {where} to the WebSocket upgrade is not a valid handshake "
+            "(RFC 6455 section 4.1: Upgrade, Connection, Sec-WebSocket-Accept)"
+        )
+    else:
+        reason = os_reason(exc) or f"{type(exc).__name__}: {exc}"
+        error = ConnectError(f"could not connect to {where}: the upgrade failed ({reason})")
+    error.__cause__ = exc
+    return error

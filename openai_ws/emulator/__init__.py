@@ -15,8 +15,14 @@ Quick start::
         emu.base_url   # "http://127.0.0.1:PORT/v1"
         emu.ws_url     # "ws://127.0.0.1:PORT/v1/responses"
 
+With ``tls=True`` it serves ``https``/``wss`` and ``emu.ca_file`` is the CA to
+trust; ``cert_dir=DIR`` keeps that file at ``DIR/emulator-ca.pem`` across
+restarts instead of a new temporary directory each time.
+
 Command line: ``python -m openai_ws.emulator --port 8765`` prints the base URL
-on its first line and serves until Ctrl-C (``--help`` lists every flag).
+on its first line and serves until Ctrl-C (``--help`` lists every flag with its
+default; ``--tls --cert-dir DIR`` as above). For pytest, the fixtures of
+``openai_ws.pytest_plugin`` start and stop emulators per test or per session.
 
 Default answer: the text of the last user input (or ``"Tool said: <output>"``
 when the input ends with ``function_call_output`` items), streamed one word-token per delta so that

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Tuple, Type
@@ -26,9 +27,12 @@ from ._stats import EmulatorStats
 from ._tls import CLIENT_NAME, TlsMaterial
 from ._ws import open_connections, websocket_handler
 
-__all__ = ["Emulator"]
+__all__ = ["DEFAULT_API_KEY", "Emulator"]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_API_KEY = "sk-emulator"
+"""The bearer token an ``Emulator`` accepts unless given another (not a secret)."""
 
 
 class _Started:
@@ -51,11 +55,12 @@ class Emulator:
     def __init__(
         self,
         *,
-        api_key: str = "sk-emulator",
+        api_key: str = DEFAULT_API_KEY,
         host: str = "127.0.0.1",
         port: int = 0,
         tls: bool = False,
         client_auth: bool = False,
+        cert_dir: Optional[str] = None,
         config: Optional[EmulatorConfig] = None,
         start_timeout: float = 10.0,
         stop_timeout: float = 5.0,
@@ -69,6 +74,12 @@ class Emulator:
         :param tls: serve ``https``/``wss`` with a throw-away trustme CA (``ca_file``).
         :param client_auth: with ``tls``, require a client certificate issued by
             that CA (mutual TLS; see :meth:`client_cert_pem`).
+        :param cert_dir: with ``tls``, write the CA certificate to
+            ``cert_dir/emulator-ca.pem`` (the directory is created if needed and
+            the file is left there) instead of a new temporary directory, so that
+            an exported ``SSL_CERT_FILE`` path stays valid across restarts. Each
+            new ``Emulator`` makes a new CA and rewrites the file; give each
+            emulator that runs at the same time its own directory.
         :param config: live settings; a fresh ``EmulatorConfig()`` by default.
         :param start_timeout: seconds ``start`` waits for the server to listen.
         :param stop_timeout: seconds ``stop`` waits for the loop thread to end.
@@ -78,7 +89,11 @@ class Emulator:
         self._port = port
         if client_auth and not tls:
             raise ValueError("client_auth needs tls=True")
-        self._tls = TlsMaterial(client_auth=client_auth) if tls else None
+        if cert_dir is not None and not tls:
+            raise ValueError("cert_dir needs tls=True")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be from 0 to 65535, got {port}")
+        self._tls = TlsMaterial(client_auth=client_auth, cert_dir=cert_dir) if tls else None
         self._state = ServerState(api_key=api_key, config=config or EmulatorConfig())
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -229,12 +244,23 @@ class Emulator:
                 raise RuntimeError("emulator did not start in time")
             if started.error is not None:
                 thread.join(self._stop_timeout)
-                raise RuntimeError(f"emulator failed to start: {started.error}") from started.error
+                raise RuntimeError(
+                    f"emulator failed to start: {self._describe(started.error)}"
+                ) from started.error
             assert started.port is not None
             self._port = started.port
             self._thread = thread
             log.debug("emulator listening on %s", self.base_url)
             return self
+
+    def _describe(self, error: BaseException) -> str:
+        """Why the server could not listen, in words (``cannot listen on HOST:PORT: ...``)."""
+        if isinstance(error, OSError):
+            reason = error.strerror
+            if error.errno is not None and error.errno > 0:
+                reason = os.strerror(error.errno)
+            return f"cannot listen on {self._netloc()}: {(reason or str(error)).lower()}"
+        return str(error)
 
     def stop(self) -> None:
         """Close every connection, stop the loop and join its thread; idempotent."""

@@ -1,19 +1,24 @@
 """A throw-away certificate authority for ``Emulator(tls=True)``, built with trustme.
 
 Creates a CA, a server certificate for ``127.0.0.1``/``localhost``/``::1``, and
-writes the CA certificate to a private temporary PEM file that clients can
-trust (``ca_file``). The directory is removed when the object is collected or
-the interpreter exits. This module must never write a private key to disk,
-never touch the system trust store, and never disable verification.
+writes the CA certificate to a PEM file that clients can trust (``ca_file``):
+by default in a private temporary directory, removed when the object is
+collected or the interpreter exits; with ``cert_dir``, as
+``cert_dir/emulator-ca.pem``, replaced atomically and left in place, so that a
+path exported once stays valid across restarts. This module must never write a
+private key to disk, never touch the system trust store, and never disable
+verification.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import ssl
 import tempfile
 import weakref
+from typing import Callable, Optional
 
 import trustme
 
@@ -21,6 +26,9 @@ __all__ = ["CLIENT_NAME", "TlsMaterial"]
 
 #: The name on client certificates issued for mutual TLS, unless another is given.
 CLIENT_NAME = "client.openai-ws.test"
+
+#: The file name of the CA certificate, in the temporary directory or in ``cert_dir``.
+CA_FILE_NAME = "emulator-ca.pem"
 
 
 class TlsMaterial:
@@ -30,14 +38,36 @@ class TlsMaterial:
     accepts only those issued by the same CA (:meth:`client_cert_pem`).
     """
 
-    def __init__(self, *, client_auth: bool = False) -> None:
+    def __init__(self, *, client_auth: bool = False, cert_dir: Optional[str] = None) -> None:
         self.client_auth = client_auth
         self._ca = trustme.CA(organization_name="openai-ws emulator")
         self._server_cert = self._ca.issue_cert("127.0.0.1", "localhost", "::1")
-        self._dir = tempfile.mkdtemp(prefix="openai-ws-emulator-")
-        self.ca_file = os.path.join(self._dir, "emulator-ca.pem")
-        self._ca.cert_pem.write_to_path(self.ca_file)
-        self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        if cert_dir is None:
+            self._dir = tempfile.mkdtemp(prefix="openai-ws-emulator-")
+            self.ca_file = os.path.join(self._dir, CA_FILE_NAME)
+            self._ca.cert_pem.write_to_path(self.ca_file)
+            self._finalizer: Optional[Callable[[], object]] = weakref.finalize(
+                self, shutil.rmtree, self._dir, True
+            )
+        else:
+            self._dir = os.path.abspath(cert_dir)
+            self.ca_file = os.path.join(self._dir, CA_FILE_NAME)
+            self._write_stable(self.ca_file)
+            self._finalizer = None  # the file stays where the user asked for it
+
+    def _write_stable(self, path: str) -> None:
+        """Replace ``path`` with this CA's certificate in one step (readers never see half)."""
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, partial = tempfile.mkstemp(prefix=".emulator-ca-", dir=os.path.dirname(path))
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(self._ca.cert_pem.bytes())
+            os.chmod(partial, 0o644)  # a public certificate: any local client may read it
+            os.replace(partial, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
 
     def server_context(self) -> ssl.SSLContext:
         """An SSL context for the listening socket."""
@@ -62,5 +92,6 @@ class TlsMaterial:
         return context
 
     def cleanup(self) -> None:
-        """Delete the CA file now (idempotent)."""
-        self._finalizer()
+        """Delete the temporary CA file now (idempotent; a ``cert_dir`` file is kept)."""
+        if self._finalizer is not None:
+            self._finalizer()
