@@ -327,6 +327,25 @@ class Conversation:
             conv._parent = _Parent(str(parent["id"]), bool(parent["stored"]))
         return conv
 
+    @classmethod
+    def _for_request(
+        cls, owner: Union[Session, OpenAI], request: ResponseCreateRequest
+    ) -> Conversation:
+        """A conversation whose turns repeat ``request``'s fields (what ``session.run`` uses);
+        a ``previous_response_id`` in it becomes the parent of the first turn."""
+        defaults = {}
+        for field in attrs.fields(type(request)):
+            value = getattr(request, field.name)
+            default = field.default
+            if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+                default = default.factory()
+            if field.init and field.name not in _MANAGED and value != default:
+                defaults[field.name] = value
+        conv = cls(owner, defaults)
+        if request.previous_response_id:
+            conv._parent = _Parent(request.previous_response_id, request.store is not False)
+        return conv
+
     # -- machinery ------------------------------------------------------------------
 
     @contextlib.contextmanager

@@ -37,7 +37,7 @@ from typing import (
 
 import attrs
 
-from ._loops import RunResult, map_requests, run_tools
+from ._loops import RunResult, map_requests
 from ._protocol.routing import MAX_ACTIVE_RESPONSES
 from ._session import attempt
 from ._session.connection import TransportFactory
@@ -234,10 +234,11 @@ class Session:
         request's fields may be given as keywords, except ``tools`` (this
         keyword is the callables): put tool definitions in a request object.
         """
-        return run_tools(
-            self,
-            coerce_request(request, fields, extra_body),
-            tools,
+        first = coerce_request(request, fields, extra_body)
+        conv = Conversation._for_request(self, first)
+        return conv.run(
+            first.input or [],
+            tools=tools,
             max_turns=max_turns,
             tool_errors=tool_errors,
             timeout=timeout,

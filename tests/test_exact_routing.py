@@ -512,3 +512,14 @@ def test_status_less_overloaded_error_is_retried() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     print(textwrap.dedent(__doc__ or ""))
+
+
+def test_learned_decimal_shape_counts_a_written_fraction_of_one() -> None:
+    """After 1.0 closed the socket silently, later requests with a float there go over HTTP."""
+    from openai_ws._session.fallback import FallbackPolicy
+
+    policy = FallbackPolicy()
+    policy.remember_silent_close({"model": "m", "temperature": 1.0})
+    assert policy.reason({"model": "m", "temperature": 1.0}, now=0.0) is not None
+    assert policy.reason({"model": "m", "temperature": 0.2, "top_p": 0.5}, now=0.0) is not None
+    assert policy.reason({"model": "m", "temperature": 1}, now=0.0) is None  # the integer 1

@@ -56,14 +56,14 @@ def connect_verdict(status: Optional[int], *, retryable: bool, has_http: bool) -
 
 
 def decimal_shape(body: Mapping[str, Any]) -> Tuple[str, ...]:
-    """The top-level fields holding non-integer numbers (what trips the 1000 close)."""
-    return tuple(
-        sorted(
-            key
-            for key, value in body.items()
-            if isinstance(value, float) and not value.is_integer()
-        )
-    )
+    """The top-level fields holding numbers written with a fraction (what trips the 1000 close).
+
+    Every ``float`` counts, ``1.0`` too: reports say a JSON ``1.0`` may trip the
+    close as well as ``0.7``, and only the integer ``1`` is safe. A shape is
+    remembered only after a silent close, so counting more fields costs at most
+    an HTTP request that the socket would have carried.
+    """
+    return tuple(sorted(key for key, value in body.items() if isinstance(value, float)))
 
 
 class FallbackPolicy:
