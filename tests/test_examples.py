@@ -15,7 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
-SCRIPTS = ["websocket_session.py", "agent_loop.py", "concurrent_threads.py", "fallback.py"]
+SCRIPTS = [
+    "websocket_session.py",
+    "agent_loop.py",
+    "concurrent_threads.py",
+    "fallback.py",
+    "conversation.py",
+]
 
 
 def example_env(**extra: str) -> Dict[str, str]:
@@ -107,3 +113,13 @@ def test_fallback_example(name: str) -> None:
     assert "Answer with temperature=1.2: Say hi." in out
     assert "silent" in out and "goes over HTTP" in out
     assert "Integer/absent temperature, over the socket: And over the socket?" in out
+
+
+def test_conversation_example() -> None:
+    """The store=false chat answers every turn through a dropped socket and a silent close."""
+    out = run_example("conversation.py")
+    assert "[5] you: Thanks, bye." in out
+    assert "model: What was my name again?" in out
+    assert "10 items in the history" in out
+    assert "http_fallbacks=1" in out and "reconnects=0" not in out
+
