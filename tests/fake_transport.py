@@ -161,7 +161,7 @@ class FakeTransport:
         if refusal is not None:
             raise refusal
 
-    def send_text(self, data: str) -> None:
+    def send_text(self, data: str, deadline: Optional[float] = None) -> None:
         frame = json.loads(data)
         self.sent.append(frame)
         self.server.sent.append(frame)

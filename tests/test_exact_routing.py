@@ -212,11 +212,11 @@ def test_interrupted_send_drops_the_socket_and_leaves_no_ghost() -> None:
     interrupts = {"left": 35}
     original = FakeTransport.send_text
 
-    def flaky_send(self: FakeTransport, data: str) -> None:
+    def flaky_send(self: FakeTransport, data: str, deadline: Optional[float] = None) -> None:
         if interrupts["left"]:
             interrupts["left"] -= 1
             raise KeyboardInterrupt
-        original(self, data)
+        original(self, data, deadline)
 
     FakeTransport.send_text = flaky_send  # type: ignore[method-assign]
     try:
@@ -523,3 +523,69 @@ def test_learned_decimal_shape_counts_a_written_fraction_of_one() -> None:
     assert policy.reason({"model": "m", "temperature": 1.0}, now=0.0) is not None
     assert policy.reason({"model": "m", "temperature": 0.2, "top_p": 0.5}, now=0.0) is not None
     assert policy.reason({"model": "m", "temperature": 1}, now=0.0) is None  # the integer 1
+
+
+# -- a peer that stops reading (every timeout is a total deadline) -------------------------
+
+
+def _deaf_after_upgrade(peer: Any, conn: Any, head: bytes) -> None:
+    """Complete the WebSocket upgrade, then never read again."""
+    import base64
+    import hashlib
+
+    from servers import _GUID
+
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + _GUID.encode()).digest())
+    conn.sendall(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+    peer.stopping.wait(30)
+
+
+def test_a_large_send_to_a_peer_that_stops_reading_ends_at_its_timeout() -> None:
+    """A 20 MB request with timeout=1 to a peer that never reads returns in about 1 s."""
+    from servers import RawPeer
+
+    with RawPeer(_deaf_after_upgrade) as peer:
+        client = openai_ws.OpenAI(api_key=KEY, base_url=peer.url)
+        with client.ws_session(reconnect_attempts=0) as session:
+            started = time.monotonic()
+            with pytest.raises(openai_ws.RequestTimeoutError):
+                session.send(model="m", input="x" * 20_000_000, timeout=1.0)
+            elapsed = time.monotonic() - started
+        client.close()
+    assert elapsed < 2.5, elapsed
+
+
+def test_close_while_a_send_is_stuck_returns_within_close_timeout() -> None:
+    """close() from another thread while a send is blocked returns within close_timeout."""
+    from servers import RawPeer
+
+    with RawPeer(_deaf_after_upgrade) as peer:
+        client = openai_ws.OpenAI(api_key=KEY, base_url=peer.url)
+        session = client.ws_session(close_timeout=1.0)
+        errors: List[BaseException] = []
+
+        def stuck() -> None:
+            try:
+                session.send(model="m", input="y" * 20_000_000, timeout=30)
+            except BaseException as exc:
+                errors.append(exc)
+
+        worker = threading.Thread(target=stuck)
+        worker.start()
+        time.sleep(0.5)  # the socket buffers are full by now
+        started = time.monotonic()
+        session.close()
+        closing = time.monotonic() - started
+        worker.join(5)
+        client.close()
+    assert closing < 1.5, closing
+    assert not worker.is_alive()
+    assert errors and isinstance(errors[0], openai_ws.OpenAIWSError), errors

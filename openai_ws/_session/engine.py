@@ -327,8 +327,10 @@ class Engine:
             if pending.lane is not None:
                 text = f'{text[:-1]}, "stream_id": {json.dumps(pending.lane)}}}'
             done = False
+            with self._lock:
+                conn.sending += 1
             try:
-                conn.transport.send_text(text)
+                conn.transport.send_text(text, deadline)
                 done = True
             except ConnectionClosedError:
                 # The reader sees the same dead socket and hands this request
@@ -337,8 +339,11 @@ class Engine:
                 conn.transport.abort()
                 done = True
             finally:
+                with self._lock:
+                    conn.sending -= 1
                 if not done:
-                    log.warning("sending request %d was cut short; closing the socket", request.key)
+                    # Interrupted, or out of time: part of the frame may have left.
+                    log.warning("sending request %d was cut short; closing its socket", request.key)
                     self.abandon(request)
                     conn.transport.abort()
             return True
@@ -547,7 +552,12 @@ class Engine:
         current = threading.current_thread()
         deadline = time.monotonic() + self.options.close_timeout
         for conn in connections:
-            conn.transport.send_close(1000)
+            if conn.sending:
+                # A frame is half written (a peer that stopped reading holds its
+                # write): no close frame can follow it, so shut the socket down.
+                conn.transport.abort()
+            else:
+                conn.transport.send_close(1000)
         for conn in connections:
             thread = conn.thread
             if thread is None or thread is current:

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import ssl
 import threading
+import time
 from typing import Callable, List, Mapping, Optional, Union
 
 import attrs
@@ -48,6 +50,7 @@ from ..errors import (
     ConnectError,
     ConnectionClosedError,
     ProtocolError,
+    RequestTimeoutError,
     upgrade_error_from_payload,
 )
 from . import dial
@@ -59,6 +62,8 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 64 * 1024
 """Bytes asked of the socket per read."""
+_WRITE_CHUNK = 64 * 1024
+"""Bytes handed to the socket per write (so a deadline is checked between pieces)."""
 
 
 @attrs.frozen
@@ -182,12 +187,45 @@ class WSTransport:
         """Make :meth:`recv` return :class:`Idle` after ``seconds`` of silence."""
         self._ws.settimeout(seconds)
 
-    def send_text(self, data: str) -> None:
-        """Send one text frame; raises :class:`ConnectionClosedError`."""
+    def send_text(self, data: str, deadline: Optional[float] = None) -> None:
+        """Send one text frame, by ``deadline`` (a ``time.monotonic()`` value) at the latest.
+
+        The frame is built by websocket-client and written here, in pieces of
+        at most 64 KiB, each after ``select`` says the socket can take more, so a
+        peer that stops reading cannot hold the caller past its deadline (over
+        TLS one piece may wait up to the socket's timeout). Raises
+        :class:`ConnectionClosedError` when the socket is closed, and
+        :class:`RequestTimeoutError` when the deadline passes first: part of the
+        frame may have left, so the caller must drop the socket.
+        """
+        frame = websocket.ABNF.create_frame(data, websocket.ABNF.OPCODE_TEXT).format()
+        ws = self._ws
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not ws.lock.acquire(timeout=wait):  # websocket-client's own send lock
+            raise RequestTimeoutError("timed out waiting to write the request")
         try:
-            self._ws.send(data, websocket.ABNF.OPCODE_TEXT)
-        except (websocket.WebSocketException, OSError, AttributeError) as exc:
-            raise ConnectionClosedError(f"the connection is closed: {exc}") from exc
+            sock = ws.sock
+            if sock is None:
+                raise ConnectionClosedError("the connection is closed")
+            view = memoryview(frame)
+            total = len(view)
+            sent = 0
+            while sent < total:
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise RequestTimeoutError(
+                            f"timed out writing the request ({sent} of {total} bytes sent)"
+                        )
+                    _, writable, _ = select.select([], [sock], [], remaining)
+                    if not writable:
+                        continue
+                sent += sock.send(view[sent : sent + _WRITE_CHUNK])
+        except (OSError, ValueError) as exc:
+            reason = os_reason(exc) or type(exc).__name__
+            raise ConnectionClosedError(f"the connection is closed: {reason}") from exc
+        finally:
+            ws.lock.release()
 
     def ping(self) -> None:
         """Send a ping; a failure surfaces as a close in :meth:`recv`."""
