@@ -393,6 +393,7 @@ def test_our_size_limit_fails_the_request_without_replays(emulator: Emulator) ->
         with pytest.raises(ConnectionClosedError, match="1009") as info:
             session.send(ask("word " * 1000))
         assert type(info.value) is ConnectionClosedError  # not "replay unsafe": a send() caller
+        assert "max_message_size" in str(info.value)
         assert session.stats.replays == 0  # saw nothing, but the same answer would not fit again
         assert session.send(ask("small")).output_text == "small"
 

@@ -48,6 +48,7 @@ from ..errors import (
     APIError,
     ConnectError,
     ConnectionClosedError,
+    MessageTooLargeError,
     PreviousResponseNotFoundError,
     ProtocolError,
     ReplayUnsafeError,
@@ -239,6 +240,17 @@ def _decide_lost(
 ) -> Action:
     pending = request.pending
     code = lost.code
+    if lost.culprit and isinstance(lost.error, MessageTooLargeError):
+        # We refused this request's answer for its size (max_message_size, or an
+        # event over max_queue_bytes): it would be as large on any attempt.
+        return Raise(
+            ConnectionClosedError(
+                f"the connection was closed with 1009 (message too big): {lost.error}",
+                code=code,
+                reason=lost.reason,
+            ),
+            lost.error,
+        )
     if request.mode is Mode.EVENTS and request.delivered:
         # The consumer has seen part of the answer: sending the request again
         # could answer it twice. A send() caller has seen nothing: it goes on.

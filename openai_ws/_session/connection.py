@@ -33,12 +33,14 @@ from typing import (
     Optional,
     Protocol,
     Set,
+    Union,
 )
 
 import attrs
 
 from .._protocol.routing import ConnectionCore
 from .._transports.ws import Binary, Closed, Frame, Idle, Pong
+from ..errors import MessageTooLargeError
 
 if TYPE_CHECKING:
     import ssl
@@ -120,6 +122,9 @@ class Connection:
     """Its reader has handed every request back; nothing may register on it."""
     sending: int = 0
     """Frames being written now: a close frame cannot go out before they are done."""
+    max_event_cost: Optional[int] = None
+    """Largest memory charge of one event (``max_queue_bytes``): a frame costing more
+    is refused before it is decoded, closing the socket with 1009."""
 
     def start(
         self, sink: Sink, *, ping_interval: Optional[float], ping_timeout: float
@@ -153,6 +158,10 @@ def _read_loop(
                         awaiting_pong = False
                         transport.set_recv_timeout(ping_interval)
                     inbox = _handle_text(sink, conn, frame)
+                    if isinstance(inbox, Closed):
+                        transport.send_close(1009)
+                        closed = inbox
+                        break
                     if inbox is not None:
                         to_wake.add(inbox)
                 elif isinstance(frame, Closed):
@@ -242,7 +251,7 @@ def event_cost(data: str) -> int:
     return size + CONTAINER_COST * (count("{") + count("[")) + ITEM_COST * (count(",") + count('"'))
 
 
-def _handle_text(sink: Sink, conn: Connection, data: str) -> Optional[Inbox]:
+def _handle_text(sink: Sink, conn: Connection, data: str) -> Union[Inbox, Closed, None]:
     """Decode one text frame and hand it to the sink; typing waits for the consumer.
 
     Any exception from decoding (``ValueError``, ``RecursionError`` for JSON nested
@@ -250,8 +259,22 @@ def _handle_text(sink: Sink, conn: Connection, data: str) -> Optional[Inbox]:
     malformed: counted and skipped. If it was a request's terminal event, nothing can
     say so (its routing fields are in the part that failed): that request waits for
     its ``timeout`` (or ``event_timeout``) and raises ``RequestTimeoutError``.
+
+    A frame whose memory charge alone is over ``conn.max_event_cost`` is not
+    decoded at all (that could cost many times its size): the socket is closed
+    with 1009, as for a message over ``max_message_size``, and the returned
+    :class:`Closed` says why.
     """
     cost = event_cost(data)
+    limit = conn.max_event_cost
+    if limit is not None and cost > limit:
+        error = MessageTooLargeError(
+            f"an event would cost about {cost} bytes in memory, more than "
+            f"max_queue_bytes={limit}; raise max_queue_bytes to accept it",
+            limit=limit,
+            size=cost,
+        )
+        return Closed(1009, "an event over max_queue_bytes", error)
     try:
         event = json.loads(data)
     except Exception as exc:  # any failure to decode makes the frame malformed

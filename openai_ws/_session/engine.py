@@ -175,6 +175,7 @@ class Engine:
                 lanes_rejected=self._lanes_rejected,
             ),
             time.monotonic(),
+            max_event_cost=opts.max_queue_bytes,
         )
         thread = conn.start(self, ping_interval=opts.ping_interval, ping_timeout=opts.ping_timeout)
         with self._lock:

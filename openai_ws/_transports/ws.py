@@ -49,6 +49,7 @@ from .._protocol.frames import (
 from ..errors import (
     ConnectError,
     ConnectionClosedError,
+    MessageTooLargeError,
     ProtocolError,
     RequestTimeoutError,
     upgrade_error_from_payload,
@@ -335,8 +336,16 @@ class WSTransport:
 
 
 def _protocol_error(exc: FrameError) -> ProtocolError:
-    """The typed error for a connection we failed with ``exc.code`` (chained from ``exc``)."""
-    error = ProtocolError(f"the connection was closed with {exc.code}: {exc}")
+    """The typed error for a connection we failed with ``exc.code`` (chained from ``exc``);
+    a message over ``max_message_size`` (1009) is a :class:`MessageTooLargeError`."""
+    error: ProtocolError
+    if exc.code == 1009:
+        error = MessageTooLargeError(
+            f"an incoming message is larger than max_message_size: {exc} (the connection "
+            "was closed with 1009; raise max_message_size to accept it)"
+        )
+    else:
+        error = ProtocolError(f"the connection was closed with {exc.code}: {exc}")
     error.__cause__ = exc
     return error
 
