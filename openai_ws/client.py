@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from ._session.options import (
     DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_FALLBACK_COOLDOWN,
     DEFAULT_MAX_CONNECTION_AGE,
     DEFAULT_MAX_LANES,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -346,6 +347,7 @@ class OpenAI:
         # Recovery
         reconnect_attempts: int = DEFAULT_RECONNECT_ATTEMPTS,
         max_replays: int = DEFAULT_MAX_REPLAYS,
+        fallback_cooldown: float = DEFAULT_FALLBACK_COOLDOWN,
         # Lifetime
         max_connection_age: float = DEFAULT_MAX_CONNECTION_AGE,
     ) -> Session:
@@ -358,17 +360,21 @@ class OpenAI:
         ``ping_interval`` seconds of silence (``None``: never) and the socket is
         declared dead when no pong comes within ``ping_timeout``. A request
         whose consumer lets more than ``max_queue_events`` events or
-        ``max_queue_bytes`` bytes pile up fails alone with
-        :class:`~openai_ws.errors.ConsumerTooSlowError`. A socket older than
+        ``max_queue_bytes`` bytes (what its events cost in memory, estimated)
+        pile up fails alone with :class:`~openai_ws.errors.ConsumerTooSlowError`;
+        one event costing more than ``max_queue_bytes`` closes the socket with
+        1009 before it is decoded and fails its request. A socket older than
         ``max_connection_age`` seconds (the service allows 60 minutes) is
         replaced between requests; requests still running on it finish there.
         A lost socket is reopened up to ``reconnect_attempts`` times in a row
         (exponential backoff with jitter) before the session switches to HTTP.
         A request that had received no event when its socket ended is sent
-        again on a new socket, at most ``max_replays`` times. A message larger
-        than ``max_message_size`` bytes closes the socket with 1009 instead of
-        being read into memory (``None``, the default, sets no limit, like the
-        official SDK: terminal events carry the whole response).
+        again on a new socket, at most ``max_replays`` times. After the session
+        switched to HTTP, the socket is tried again after ``fallback_cooldown``
+        seconds (doubling after each failed try, up to 10 minutes). A message
+        larger than ``max_message_size`` bytes (default 16 MiB, a few MiB over
+        the largest event the service sends; ``None``: no limit) closes the
+        socket with 1009 instead of being read into memory.
         """
         options = SessionOptions(
             url=self.websocket_url,
@@ -390,6 +396,7 @@ class OpenAI:
             reconnect_attempts=reconnect_attempts,
             max_replays=max_replays,
             max_message_size=max_message_size,
+            fallback_cooldown=fallback_cooldown,
         )
         return Session(options, http=self._http_transport)
 
