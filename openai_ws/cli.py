@@ -2,7 +2,7 @@
 
 What it is for: talking to the Responses API from a shell over one WebSocket
 session, either a single question (``ask``) or an interactive conversation
-(``chat``) that chains turns with ``previous_response_id``. ``--emulator``
+(``chat``) whose history a :class:`~openai_ws.Conversation` keeps. ``--emulator``
 runs the bundled local emulator in-process, so both work offline and without
 a key.
 
@@ -34,15 +34,15 @@ import logging
 import os
 import secrets
 import sys
-from typing import Dict, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Union
 
 from ._version import __version__
 from .client import OpenAI
+from .conversation import Conversation
 from .errors import (
     APIError,
     AuthenticationError,
     OpenAIWSError,
-    PreviousResponseNotFoundError,
     SessionClosedError,
     TransportError,
 )
@@ -53,7 +53,6 @@ from .events import (
     ServerEvent,
 )
 from .models import Response, ResponseCreateRequest
-from .session import Session
 
 __all__ = ["build_parser", "main"]
 
@@ -169,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-output-tokens", type=_positive_int, metavar="N", help="cap each answer at N tokens"
     )
     common.add_argument(
+        "--no-store",
+        dest="store",
+        action="store_false",
+        default=None,
+        help="ask the server not to store the responses (store=false); a chat still keeps "
+        "its whole history in the client",
+    )
+    common.add_argument(
         "--timeout",
         type=_positive_float,
         default=600.0,
@@ -219,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Interactive chat on one WebSocket session. Each line you type is a\n"
             "message; the answer streams as it is generated, and the conversation\n"
-            "is kept by chaining previous_response_id. Lines can be piped in too."
+            "is kept by the client: each turn continues the last answer with\n"
+            "previous_response_id, or resends the history when the socket changed.\n"
+            "Lines can be piped in too."
         ),
         epilog=_CHAT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -309,21 +318,24 @@ def _open_client(args: argparse.Namespace, console: _Console) -> Iterator[OpenAI
         client.close()
 
 
-def _request(
-    args: argparse.Namespace, text: str, previous_response_id: Optional[str]
-) -> ResponseCreateRequest:
+def _defaults(args: argparse.Namespace) -> Dict[str, Any]:
+    """The request fields every turn carries, from the command line."""
     metadata: Dict[str, str] = {}
     for pair in args.metadata:
         key, _, value = pair.partition("=")
         metadata[key] = value
-    return ResponseCreateRequest(
-        model=args.model,
-        input=text,
-        instructions=args.instructions,
-        previous_response_id=previous_response_id,
-        max_output_tokens=args.max_output_tokens,
-        metadata=metadata or None,
-    )
+    fields: Dict[str, Any] = {
+        "model": args.model,
+        "instructions": args.instructions,
+        "max_output_tokens": args.max_output_tokens,
+        "metadata": metadata or None,
+        "store": args.store,
+    }
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _request(args: argparse.Namespace, text: str) -> ResponseCreateRequest:
+    return ResponseCreateRequest(input=text, **_defaults(args))
 
 
 def _close_events(events: Iterator[ServerEvent]) -> None:
@@ -333,7 +345,7 @@ def _close_events(events: Iterator[ServerEvent]) -> None:
         close()
 
 
-def _stream_answer(session: Session, request: ResponseCreateRequest, console: _Console) -> Response:
+def _stream_answer(events: Iterator[ServerEvent], console: _Console) -> Response:
     """Print the answer's text as it streams; return the final response.
 
     The event stream is closed on every way out (Ctrl-C included), so an
@@ -341,7 +353,6 @@ def _stream_answer(session: Session, request: ResponseCreateRequest, console: _C
     """
     last = ""
     final: Optional[Response] = None
-    events = session.stream(request)
     try:
         for event in events:
             if isinstance(event, (ResponseOutputTextDelta, ResponseRefusalDelta)):
@@ -407,7 +418,7 @@ def _question(args: argparse.Namespace, stdin: TextIO) -> str:
 def _run_ask(args: argparse.Namespace, console: _Console, stdin: TextIO) -> int:
     question = _question(args, stdin)
     with _open_client(args, console) as client, client.ws_session() as session:
-        request = _request(args, question, None)
+        request = _request(args, question)
         if args.json:
             response = session.send(request)
             console.write(json.dumps(response.to_dict(), indent=2, ensure_ascii=False) + "\n")
@@ -419,7 +430,7 @@ def _run_ask(args: argparse.Namespace, console: _Console, stdin: TextIO) -> int:
             response = session.send(request)
             _print_answer(response, console)
         else:
-            response = _stream_answer(session, request, console)
+            response = _stream_answer(session.stream(request), console)
         return EXIT_OK if _report_end(response, console) else EXIT_FAILURE
 
 
@@ -476,7 +487,7 @@ def _run_chat(args: argparse.Namespace, console: _Console, stdin: TextIO) -> int
     with _open_client(args, console) as client, client.ws_session() as session:
         if reader.interactive:
             console.note(f"chatting with {args.model}; /help for commands, Ctrl-D to leave")
-        previous: Optional[str] = None
+        conversation = session.conversation(**_defaults(args))
         # Whether the last turn got no answer: it decides the exit status.
         failed = False
         while True:
@@ -497,50 +508,41 @@ def _run_chat(args: argparse.Namespace, console: _Console, stdin: TextIO) -> int
                 if command in ("/exit", "/quit"):
                     return EXIT_FAILURE if failed else EXIT_OK
                 if command == "/new":
-                    previous = None
+                    conversation = session.conversation(**_defaults(args))
                     console.note("(new conversation)")
                 elif command == "/help":
                     console.err.write(_CHAT_HELP + "\n")
                 else:
                     console.note(f"unknown command {command}; /help lists the commands")
                 continue
-            previous, failed = _chat_turn(args, session, console, text, previous)
+            failed = _chat_turn(conversation, console, text)
 
 
-def _chat_turn(
-    args: argparse.Namespace,
-    session: Session,
-    console: _Console,
-    text: str,
-    previous: Optional[str],
-) -> Tuple[Optional[str], bool]:
-    """Run one turn; return the response id the next turn chains from, and whether it failed.
+def _chat_turn(conversation: Conversation, console: _Console, text: str) -> bool:
+    """Run one turn of the conversation; return whether it failed.
 
-    A turn stopped with Ctrl-C is not a failure: the user chose to stop it.
+    The conversation keeps the history in the client, so a lost socket or an
+    HTTP fallback loses no turn, even with ``store=False``. A turn stopped with
+    Ctrl-C is not a failure (the user chose to stop it): the history keeps the
+    last complete answer.
     """
     try:
-        response = _stream_answer(session, _request(args, text, previous), console)
+        response = _stream_answer(conversation.stream(text), console)
     except KeyboardInterrupt:
         console.note("(interrupted; the next message continues from the last complete answer)")
-        return previous, False
-    except PreviousResponseNotFoundError as exc:
-        console.note(f"error: {exc}")
-        console.note("(the previous turns are gone; starting a new conversation)")
-        return None, True
+        return False
     except SessionClosedError:
         raise
     except OpenAIWSError as exc:  # the session stays usable: report, go on
         console.note(_error_line(exc))
-        return previous, True
+        return True
     log.info(
         "response %s %s (previous_response_id=%s)",
         response.id,
         response.status,
         response.previous_response_id,
     )
-    if _report_end(response, console):
-        return response.id, False
-    return previous, True
+    return not _report_end(response, console)
 
 
 # -- entry point ----------------------------------------------------------------

@@ -582,3 +582,20 @@ def test_ctrl_c_in_a_terminal(spawn: Spawn) -> None:
     chat.interrupt()
     assert chat.finish() == 130
     assert "Traceback" not in chat.text("tty")
+
+
+def test_chat_with_store_false_survives_a_lost_socket_under_every_turn() -> None:
+    """chat --no-store: every turn's socket drops once; every answer still comes, exit 0."""
+    result = run_cli(
+        "chat",
+        "--emulator",
+        "--no-store",
+        "--metadata",
+        "emulator_close_code=1006",
+        "--metadata",
+        "emulator_close_times=1",
+        stdin="first line\nsecond line\nthird line\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["first line", "second line", "third line"]
+    assert "error" not in result.stderr
