@@ -16,9 +16,8 @@ import sys
 import textwrap
 from typing import Dict, List, Tuple
 
+import mypy.api as mypy_api  # the test extra installs mypy
 import pytest
-
-mypy_api = pytest.importorskip("mypy.api")
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
