@@ -1,10 +1,10 @@
-"""Conveniences built on ``Session.send``: the tool-calling loop and ``map``.
+"""Conveniences built on ``send``: the tool calls of ``run`` and ``map``.
 
-``run_tools`` sends a request, runs the function calls the model asks for with
-the caller's Python callables, sends their outputs back chained with
-``previous_response_id``, and repeats until an answer without calls.
-``map_requests`` runs independent requests concurrently on the session's lanes
-and yields their results in input order.
+``call_tools`` runs the function calls the model asked for with the caller's
+Python callables (in parallel threads) and makes their output items; the loop
+itself is :meth:`Conversation.run <openai_ws.Conversation.run>`, which
+:meth:`Session.run` uses. ``map_requests`` runs independent requests
+concurrently on the session's lanes and yields their results in input order.
 
 This module must never touch the socket or the reader thread: it only calls
 ``send`` of a :class:`Sender` (a :class:`~openai_ws.Session`, or anything with
@@ -32,7 +32,7 @@ import attrs
 
 from .models import FunctionCall, FunctionCallOutput, Response, ResponseCreateRequest
 
-__all__ = ["RunResult", "Sender", "map_requests", "run_tools"]
+__all__ = ["RunResult", "Sender", "call_tools", "map_requests"]
 
 log = logging.getLogger(__name__)
 
@@ -89,38 +89,22 @@ def _call_tool(call: FunctionCall, tools: Mapping[str, Tool], tool_errors: str) 
         return json.dumps({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def run_tools(
-    session: Sender,
-    request: ResponseCreateRequest,
-    tools: Mapping[str, Tool],
-    *,
-    max_turns: int,
-    tool_errors: str,
-    timeout: Optional[float],
-) -> RunResult:
-    """The loop behind :meth:`Session.run`."""
-    if max_turns < 1:
-        raise ValueError("max_turns must be at least 1")
+def call_tools(
+    calls: List[FunctionCall], tools: Mapping[str, Tool], tool_errors: str
+) -> List[FunctionCallOutput]:
+    """Run one turn's function calls (several in parallel threads); their output items.
+
+    What :meth:`Conversation.run <openai_ws.Conversation.run>` (and so
+    :meth:`Session.run`) sends back to the model.
+    """
     if tool_errors not in ("output", "raise"):
         raise ValueError("tool_errors must be 'output' or 'raise'")
-    responses: List[Response] = []
-    current = request
-    while True:
-        response = session.send(current, timeout=timeout)
-        responses.append(response)
-        calls = response.function_calls
-        if not calls or len(responses) >= max_turns:
-            return RunResult(response, len(responses), responses)
-        if len(calls) == 1:
-            outputs = [_call_tool(calls[0], tools, tool_errors)]
-        else:
-            with ThreadPoolExecutor(min(len(calls), 8)) as pool:
-                outputs = list(pool.map(lambda c: _call_tool(c, tools, tool_errors), calls))
-        items: List[Any] = [
-            FunctionCallOutput(call_id=call.call_id, output=output)
-            for call, output in zip(calls, outputs)
-        ]
-        current = attrs.evolve(request, input=items, previous_response_id=response.id)
+    if len(calls) == 1:
+        outputs = [_call_tool(calls[0], tools, tool_errors)]
+    else:
+        with ThreadPoolExecutor(min(len(calls), 8)) as pool:
+            outputs = list(pool.map(lambda c: _call_tool(c, tools, tool_errors), calls))
+    return [FunctionCallOutput(call_id=c.call_id, output=o) for c, o in zip(calls, outputs)]
 
 
 def map_requests(

@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -53,12 +52,11 @@ from typing import (
 import attrs
 
 from ._convert import structure
-from ._loops import RunResult, _call_tool
+from ._loops import RunResult, call_tools
 from ._session.request import Mode, TurnContext
 from .errors import PreviousResponseNotFoundError
 from .events import FINAL_RESPONSE_EVENTS, ServerEvent
 from .models import (
-    FunctionCall,
     FunctionCallOutput,
     InputItem,
     InputMessage,
@@ -268,7 +266,7 @@ class Conversation:
                 calls = response.function_calls
                 if not calls or len(responses) >= max_turns:
                     return RunResult(response, len(responses), responses)
-                new = _call_all(calls, tools, tool_errors)
+                new = list(call_tools(calls, tools, tool_errors))
 
     def compact(self, *, timeout: Optional[float] = None, **overrides: Any) -> Response:
         """Ask the server to compact the context; the history becomes what it returns.
@@ -498,18 +496,6 @@ def _first_then_rest(events: Iterator[ServerEvent], fallback: Callable[[], Any])
         yield from events
 
     return chained()
-
-
-def _call_all(
-    calls: List[FunctionCall], tools: Mapping[str, Callable[..., Any]], tool_errors: str
-) -> List[InputItem]:
-    """Run a turn's function calls (several in parallel threads); their output items."""
-    if len(calls) == 1:
-        outputs = [_call_tool(calls[0], tools, tool_errors)]
-    else:
-        with ThreadPoolExecutor(min(len(calls), 8)) as pool:
-            outputs = list(pool.map(lambda c: _call_tool(c, tools, tool_errors), calls))
-    return [FunctionCallOutput(call_id=c.call_id, output=o) for c, o in zip(calls, outputs)]
 
 
 def _as_items(input: TurnInput) -> List[InputItem]:

@@ -318,3 +318,35 @@ def test_socks_proxy_without_python_socks_is_a_clear_error() -> None:
     with pytest.raises(ConnectError, match="python-socks") as info:
         ws.connect()
     assert not info.value.retryable
+
+
+def test_frame_in_the_same_segment_as_the_101_is_not_lost() -> None:
+    """A message sent in the same TCP segment as the 101 still reaches recv()."""
+    import base64
+    import hashlib
+
+    from servers import frame
+
+    def behave(peer: RawPeer, conn: socket.socket, head: bytes) -> None:
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        guid = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+        accept = base64.b64encode(hashlib.sha1(key + guid).digest())
+        conn.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + frame(0x1, b'{"type": "hello"}')
+        )
+
+    with RawPeer(behave) as peer:
+        ws = transport(f"ws://127.0.0.1:{peer.port}/v1/responses")
+        ws.connect()
+        try:
+            got: list = []
+            while not got:
+                got = ws.recv()
+        finally:
+            ws.release()
+    assert got[0] == '{"type": "hello"}'

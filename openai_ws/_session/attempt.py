@@ -452,42 +452,69 @@ def result(
 def over_http(
     engine: Engine, request: RequestState, deadline: Optional[float], reason: Optional[str]
 ) -> Generator[ServerEvent, None, None]:
-    """Complete ``request`` over HTTP with exactly the caller's fields."""
+    """Complete ``request`` over HTTP with exactly the caller's fields.
+
+    A conversation turn sent as a delta to a stored parent that turns out to be
+    gone (``previous_response_not_found``) goes again, once, with its whole
+    history.
+    """
     http = engine.http
     if http is None:
         raise ConnectError(f"cannot use the WebSocket ({reason}) and no HTTP transport is set")
     engine.count("http_fallbacks")
     log.info("request %d goes over HTTP: %s", request.key, reason)
-    # stream_id names a WebSocket lane; it has no meaning over HTTP.
-    request.body = request.http_body()
-    body = {k: v for k, v in request.body.items() if k != "stream_id"}
-    timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
     transport = http()
     token = engine.begin_http_call()  # close() aborts the call through it
     try:
-        if request.mode is Mode.RESULT:
-            # send() wants the response, not its events: one JSON answer is
-            # cheaper than a stream (measured by benchmarks/fallback_cost.py).
-            response = transport.create(body, timeout=timeout, cancel=token)
-            request.delivered += 1
-            terminal: ServerEvent
-            if response.status == "incomplete":
-                terminal = ResponseIncomplete(response=response)
-            elif response.status == "failed":
-                terminal = ResponseFailed(response=response)
-            else:
-                terminal = ResponseCompleted(response=response)
-            yield terminal
-            return
-        for event in transport.stream(body, timeout=timeout, cancel=token):
-            request.delivered += 1
-            yield event
-            # Each read waits at most the time that was left when the call
-            # started; this also bounds a stream that keeps sending events.
-            late = deadline is not None and time.monotonic() > deadline
-            if late and event.type not in TERMINAL_EVENT_TYPES:
-                raise RequestTimeoutError(
-                    f"timed out over HTTP after {request.delivered} event(s): the request ran late"
+        while True:
+            # stream_id names a WebSocket lane; it has no meaning over HTTP.
+            request.body = request.http_body()
+            body = {k: v for k, v in request.body.items() if k != "stream_id"}
+            try:
+                yield from _http_attempt(transport, body, request, deadline, token)
+                return
+            except PreviousResponseNotFoundError:
+                context = request.context
+                if context is None or context.whole or request.delivered:
+                    raise
+                context.whole = True
+                log.info(
+                    "request %d: the stored parent is gone; sending the whole context", request.key
                 )
     finally:
         engine.end_http_call(token)
+
+
+def _http_attempt(
+    transport: Any,
+    body: Dict[str, Any],
+    request: RequestState,
+    deadline: Optional[float],
+    token: Any,
+) -> Generator[ServerEvent, None, None]:
+    """One HTTP call of :func:`over_http`: a JSON answer for ``send()``, SSE for ``stream()``."""
+    timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
+    if request.mode is Mode.RESULT:
+        # send() wants the response, not its events: one JSON answer is
+        # cheaper than a stream (measured by benchmarks/fallback_cost.py).
+        response = transport.create(body, timeout=timeout, cancel=token)
+        request.delivered += 1
+        terminal: ServerEvent
+        if response.status == "incomplete":
+            terminal = ResponseIncomplete(response=response)
+        elif response.status == "failed":
+            terminal = ResponseFailed(response=response)
+        else:
+            terminal = ResponseCompleted(response=response)
+        yield terminal
+        return
+    for event in transport.stream(body, timeout=timeout, cancel=token):
+        request.delivered += 1
+        yield event
+        # Each read waits at most the time that was left when the call
+        # started; this also bounds a stream that keeps sending events.
+        late = deadline is not None and time.monotonic() > deadline
+        if late and event.type not in TERMINAL_EVENT_TYPES:
+            raise RequestTimeoutError(
+                f"timed out over HTTP after {request.delivered} event(s): the request ran late"
+            )

@@ -35,7 +35,7 @@ import socket
 import ssl
 import time
 import urllib.request
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
 
 import attrs
@@ -389,6 +389,12 @@ class HandshakeSocket:
         self.head_end: Optional[int] = None
         self._deadline = deadline
         self._line = 0  # offset where the current head line starts
+        # Head bytes taken from the socket, not yet handed out. websocket-client
+        # reads the head one byte per recv(); on a plain socket the head is
+        # peeked at and taken whole (never a byte past it: what follows a 101
+        # are frames, for the reader).
+        self._ahead = b""
+        self._peek = not isinstance(raw, ssl.SSLSocket)
 
     def gettimeout(self) -> float:
         # Never 0: websocket-client takes 0 for a non-blocking socket.
@@ -398,6 +404,10 @@ class HandshakeSocket:
         """Ignored: the deadline decides (websocket-client may set its own)."""
 
     def recv(self, bufsize: int) -> bytes:
+        if self._ahead:
+            data, self._ahead = self._ahead[:bufsize], self._ahead[bufsize:]
+            self._note(data)
+            return data
         if self.head_end is None:
             room = MAX_UPGRADE_HEAD - len(self.received)
             if room <= 0:
@@ -407,23 +417,28 @@ class HandshakeSocket:
             if room <= 0:
                 raise AnswerTooLarge(head=False)
         self.raw.settimeout(self._deadline.left())
-        data = self.raw.recv(min(bufsize, room))
+        if self.head_end is None and self._peek:
+            self._ahead = self._take_head(min(room, _READ))
+            data, self._ahead = self._ahead[:bufsize], self._ahead[bufsize:]
+        else:
+            data = self.raw.recv(min(bufsize, room))
         self._note(data)
         return data
+
+    def _take_head(self, most: int) -> bytes:
+        """Take from the socket what has arrived of the head (at most ``most`` bytes)."""
+        peeked = self.raw.recv(most, socket.MSG_PEEK)
+        if not peeked:
+            return b""
+        end, _ = _blank_line(self.received + peeked, self._line, len(self.received))
+        take = len(peeked) if end is None else end - len(self.received)
+        return self.raw.recv(take)
 
     def _note(self, data: bytes) -> None:
         start = len(self.received)
         self.received += data
-        if self.head_end is not None:
-            return
-        # websocket-client ends the head at the first line that is blank once stripped.
-        at = self.received.find(b"\n", start)
-        while at != -1:
-            if not self.received[self._line : at].strip():
-                self.head_end = at + 1
-                return
-            self._line = at + 1
-            at = self.received.find(b"\n", at + 1)
+        if self.head_end is None:
+            self.head_end, self._line = _blank_line(self.received, self._line, start)
 
     def send(self, data: bytes) -> int:
         self.raw.settimeout(self._deadline.left())
@@ -472,6 +487,22 @@ def parse_answer(head: bytes, body: bytes) -> Optional[Answer]:
         if colon and name.strip():
             headers[name.strip().lower()] = value.strip()
     return Answer(int(code), reason.strip(), headers, bytes(body))
+
+
+def _blank_line(data: Union[bytes, bytearray], line: int, start: int) -> Tuple[Optional[int], int]:
+    """Where the head in ``data`` ends, scanning line ends from ``start``.
+
+    ``line`` is where the current line starts. The head ends after the first
+    line that is blank once stripped (as websocket-client reads it). Returns
+    the end (or ``None``) and where the current line starts now.
+    """
+    at = data.find(b"\n", start)
+    while at != -1:
+        if not data[line:at].strip():
+            return at + 1, line
+        line = at + 1
+        at = data.find(b"\n", at + 1)
+    return None, line
 
 
 def _head_end(data: bytes) -> Optional[int]:

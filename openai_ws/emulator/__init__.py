@@ -1,7 +1,7 @@
 """A local emulator of the OpenAI Responses API: WebSocket mode plus HTTP/SSE.
 
 What it is for: a real aiohttp server on 127.0.0.1 that speaks the wire
-protocol of ``docs/protocol.md`` (sections 1-8), for the tests, examples and
+protocol of ``docs/protocol.md`` (sections 1-8 and 10), for the tests, examples and
 benchmarks of ``openai_ws`` and for offline use. It is an independent
 implementation that speaks JSON dicts; it must never import the client's
 models, sessions or transports (nothing from ``openai_ws`` outside this
@@ -39,13 +39,21 @@ the request's ``metadata`` (which is echoed back on the Response as usual). All
 keys are optional; an unknown ``emulator_*`` key is a 400 error so typos fail
 loudly. "Attempts" of a request are counted server-wide per identical body,
 ignoring ``stream_id``, ``stream``, ``stream_options`` and ``type``, over
-WebSocket and HTTP alike. "After N events" means once exactly N events of the
+WebSocket and HTTP alike; when the parent is at hand, ``input`` and
+``previous_response_id`` count by the context they make, so resending the
+whole history instead of ``previous_response_id`` + new items is the next
+attempt of the same request. "After N events" means once exactly N events of the
 response have been sent (``N`` = 0: before ``response.created``).
 
 =============================  ================================================================
 key                            effect
 =============================  ================================================================
 ``emulator_text``              reply with exactly this text instead of the echo
+``emulator_reply``             ``context_digest``: a text answer is ``ctx:<count>:<16 hex>``, a
+                               digest of the whole context the server sees for this response
+                               (parent chain + input + ``instructions``; see "Proof of
+                               context" below); it wins over ``emulator_text``, tool calls
+                               and refusals still answer as scripted. ``echo``: the default
 ``emulator_output_tokens``     N: repeat/truncate the reply to exactly N token deltas
 ``emulator_ttft``              seconds before the first output item (overrides ``ttft``)
 ``emulator_token_interval``    seconds between deltas (overrides ``token_interval``)
@@ -90,6 +98,42 @@ the latest of its *own* lane and that fails (an error before it starts, a
 mid-stream ``error``, ``response.failed``) evicts that parent; a failed fork
 from another lane does not. HTTP uses the store only.
 
+Proof of context: with ``emulator_reply: "context_digest"`` the reply proves
+which context the server saw, so a test can check that a conversation
+recovered from a fault (new socket, HTTP fallback, whole-history resend) gave
+the server exactly the context of a fault-free run. Items are canonicalised
+(ids, statuses, annotations and part types ignored; a string input is one
+user message; a ``compaction`` item stands for the context it replaced), then
+hashed in order; the exact form is in ``openai_ws.emulator._context``, and
+``context_digest(items, instructions=None)`` computes the expected reply from
+the whole history as plain item dicts.
+
+Compaction: an input list ending with ``{"type": "compaction_trigger"}`` (no
+``id``; anywhere else it is a 400 "The 'compaction_trigger' item must be the
+final input item.") answers with one ``compaction`` output item
+``{"type", "id": "cmp_...", "encrypted_content"}`` standing for the whole
+context; continuing from that response, or resending ``[compaction item, new
+items...]``, sees that context (and counts one input token for it).
+``POST /v1/responses/compact`` takes ``{model, input, previous_response_id?,
+instructions?}`` and returns ``{id, object: "response.compaction", created_at,
+output: [user messages..., compaction item], usage}``: a new input window,
+not a response id to continue from.
+
+Stored responses over HTTP: ``GET /v1/responses/{id}`` (``stream=true``
+streams its events again as SSE, ``starting_after=N`` skips up to sequence
+number N, ``include_obfuscation=false``), ``GET
+/v1/responses/{id}/input_items`` (the items used to generate it: the chain's
+inputs and outputs, then its input; ``after``, ``limit`` 1-100 default 20,
+``order`` ``asc``/``desc`` default ``desc``; ``{object: "list", data,
+first_id, last_id, has_more}``), ``DELETE``, ``POST .../cancel``. HTTP
+streamed deltas carry a random ``obfuscation`` string unless
+``stream_options.include_obfuscation`` is false (WebSocket deltas never do); a
+mid-stream SSE ``error`` is flat ``{type, code, message, param,
+sequence_number}`` (``EmulatorConfig.sse_error_shape = "nested"`` for the
+other shape). ``EmulatorConfig.decimal_sampling_rule`` says which sampling
+numbers trip the decimal close: ``"non_integer"`` (default; ``1.0`` passes) or
+``"any_fraction"`` (any JSON number with a fraction or exponent, ``1.0`` too).
+
 Test helpers on ``Emulator``: ``stored(id)``, ``disconnect_all(code)`` (1006
 drops TCP), ``reset_attempts()``, ``ssl_context()``, ``client_cert_pem()`` (with
 ``Emulator(tls=True, client_auth=True)``, mutual TLS), ``stats`` (see
@@ -112,7 +156,8 @@ sockets with 1001.
 """
 
 from ._config import EmulatorConfig
+from ._context import context_digest
 from ._server import Emulator
 from ._stats import EmulatorStats
 
-__all__ = ["Emulator", "EmulatorConfig", "EmulatorStats"]
+__all__ = ["Emulator", "EmulatorConfig", "EmulatorStats", "context_digest"]

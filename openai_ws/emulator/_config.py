@@ -11,12 +11,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-__all__ = ["STREAM_ID_MODES", "EmulatorConfig", "StreamIdMode"]
+__all__ = [
+    "DECIMAL_RULES",
+    "SSE_ERROR_SHAPES",
+    "STREAM_ID_MODES",
+    "DecimalRule",
+    "EmulatorConfig",
+    "SseErrorShape",
+    "StreamIdMode",
+]
 
 StreamIdMode = Literal["support", "reject", "ignore"]
 """How the emulator treats ``stream_id`` on WebSocket ``response.create``."""
 
 STREAM_ID_MODES = ("support", "reject", "ignore")
+
+DecimalRule = Literal["non_integer", "any_fraction"]
+"""Which sampling numbers trip the decimal quirk (``EmulatorConfig.decimal_sampling_rule``)."""
+
+DECIMAL_RULES = ("non_integer", "any_fraction")
+
+SseErrorShape = Literal["flat", "nested"]
+"""The JSON shape of a mid-stream SSE ``error`` event (``EmulatorConfig.sse_error_shape``)."""
+
+SSE_ERROR_SHAPES = ("flat", "nested")
 
 
 @dataclass
@@ -54,7 +72,14 @@ class EmulatorConfig:
 
     decimal_sampling_quirk: bool = True
     """Reproduce the service bug: a WebSocket ``response.create`` whose ``temperature``
-    or ``top_p`` is a non-integer number closes the socket with 1000 and no event."""
+    or ``top_p`` is a "decimal" (see ``decimal_sampling_rule``) closes the socket with
+    1000 and no event."""
+
+    decimal_sampling_rule: DecimalRule = "non_integer"
+    """What counts as a decimal for the quirk: ``"non_integer"`` (0.7 closes, ``1`` and
+    ``1.0`` do not) or ``"any_fraction"`` (any JSON number written with a fraction or an
+    exponent, i.e. a float after ``json.loads``: ``1.0`` and ``1e0`` close too, only an
+    integer such as ``1`` passes; docs/protocol.md section 10)."""
 
     reject_background: bool = True
     """Refuse ``background: true`` over WebSocket with a 400 error event."""
@@ -80,6 +105,12 @@ class EmulatorConfig:
 
     A pong later than half the interval drops the connection (aiohttp's heartbeat).
     """
+
+    sse_error_shape: SseErrorShape = "flat"
+    """Mid-stream SSE ``error`` events: ``"flat"`` ``{type, code, message, param,
+    sequence_number}`` as the spec and the SDK's ``ResponseErrorEvent`` have it, or
+    ``"nested"`` ``{type, error: {type, code, message, param}, sequence_number}`` as some
+    captures of the live service show (docs/protocol.md section 4.2)."""
 
     sse_done: bool = False
     """Append ``data: [DONE]`` after the terminal event of an SSE stream."""

@@ -2,7 +2,7 @@
 
 Everything here is pure: build an ``ApiError`` (status, type, code, message,
 param, headers) and render it as a WebSocket ``error`` event, an HTTP error body
-or a nested SSE ``error`` event. Messages follow the service's wording where it
+or an SSE ``error`` event (flat or nested). Messages follow the service's wording where it
 is known (docs/protocol.md section 4). This module must never perform I/O and must
 never put a full API key into a message.
 """
@@ -18,6 +18,7 @@ __all__ = [
     "connection_limit_reached",
     "http_error_body",
     "incorrect_api_key",
+    "invalid_compaction",
     "invalid_json",
     "invalid_stream_id",
     "invalid_type",
@@ -33,6 +34,7 @@ __all__ = [
     "scripted_error",
     "sse_error_event",
     "stream_limit_reached",
+    "trigger_not_last",
     "unknown_parameter",
     "upgrade_refused",
     "ws_error_event",
@@ -103,11 +105,24 @@ def ws_error_event(
     return event
 
 
-def sse_error_event(err: ApiError, *, sequence_number: int) -> Dict[str, Any]:
-    """Mid-stream SSE ``error`` event in the nested shape the live service sends."""
+def sse_error_event(err: ApiError, *, sequence_number: int, nested: bool = False) -> Dict[str, Any]:
+    """Mid-stream SSE ``error`` event (docs/protocol.md section 4.2).
+
+    Flat ``{type, code, message, param, sequence_number}`` as the spec's and the
+    SDK's ``ResponseErrorEvent``; with ``nested`` the ``{type, error{...},
+    sequence_number}`` shape reported from live captures.
+    """
+    if nested:
+        return {
+            "type": "error",
+            "error": err.error_object(with_headers=True),
+            "sequence_number": sequence_number,
+        }
     return {
         "type": "error",
-        "error": err.error_object(with_headers=True),
+        "code": err.code,
+        "message": err.message,
+        "param": err.param,
         "sequence_number": sequence_number,
     }
 
@@ -232,6 +247,26 @@ def previous_response_not_found(response_id: str) -> ApiError:
         "previous_response_not_found",
         f"Previous response with id '{response_id}' not found.",
         param="previous_response_id",
+    )
+
+
+def trigger_not_last() -> ApiError:
+    """400 for a ``compaction_trigger`` that is not the final input item (service wording)."""
+    return ApiError(
+        400,
+        "invalid_value",
+        "The 'compaction_trigger' item must be the final input item.",
+        param="input",
+    )
+
+
+def invalid_compaction(param: str) -> ApiError:
+    """400 for a compaction item whose opaque content this server did not make."""
+    return ApiError(
+        400,
+        "invalid_encrypted_content",
+        f"The encrypted content in '{param}' could not be verified.",
+        param=param,
     )
 
 

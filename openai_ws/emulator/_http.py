@@ -1,11 +1,15 @@
-"""The HTTP side of the emulator: ``POST /v1/responses`` (JSON or SSE) and stored responses.
+"""The HTTP side of the emulator: ``POST /v1/responses`` (JSON or SSE) and the route table.
 
 Also the middleware every route goes through: bearer-token check (the
 WebSocket upgrade included), service-style headers, and conversion of an
 ``ApiError`` or an aiohttp HTTP exception into the service's JSON error body.
-HTTP has no connection cache: a ``previous_response_id`` is looked up in the
-store only. This module must never touch WebSocket connections and never
-honour ``emulator_close_*`` (so a client that falls back to HTTP gets an answer).
+The routes around stored responses (retrieve, input items, compact) live in
+``_stored``. Streamed deltas carry ``obfuscation`` unless the request sets
+``stream_options.include_obfuscation: false``; a mid-stream ``error`` is flat
+unless ``EmulatorConfig.sse_error_shape`` is ``"nested"``. HTTP has no
+connection cache: a ``previous_response_id`` is looked up in the store only.
+This module must never touch WebSocket connections and never honour
+``emulator_close_*`` (so a client that falls back to HTTP gets an answer).
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import contextvars
 import json
 import secrets
 import time
-from typing import Any, Awaitable, Callable, Dict, List
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from aiohttp import web
 
+from ._context import EMPTY_CONTEXT, Context, fold, request_items
 from ._errors import (
     ApiError,
     http_error_body,
@@ -29,13 +34,26 @@ from ._errors import (
     scripted_error,
     sse_error_event,
 )
-from ._responses import context_tokens_of, finish_response, start_response, stored_parent
+from ._responses import (
+    context_tokens_of,
+    finish_response,
+    start_response,
+    stored_parent,
+    wants_obfuscation,
+)
 from ._runner import Outcome, dumps, run_scenario
 from ._script import parse_script
 from ._state import ServerState
 from ._validate import validate_create
 
-__all__ = ["Handler", "add_routes", "make_middleware"]
+__all__ = [
+    "Handler",
+    "SseSink",
+    "add_routes",
+    "make_middleware",
+    "read_json",
+    "service_headers",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,7 +61,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _STARTED: contextvars.ContextVar[float] = contextvars.ContextVar("emulator_request_started")
 
 
-def _service_headers() -> Dict[str, str]:
+def service_headers() -> Dict[str, str]:
+    """The headers of every answer (request id, version, rate limits, processing time)."""
     started = _STARTED.get(time.monotonic())
     return {
         "x-request-id": "req_" + secrets.token_hex(16),
@@ -61,7 +80,7 @@ def _service_headers() -> Dict[str, str]:
 
 def error_response(error: ApiError) -> web.Response:
     """The HTTP answer for ``error``: status, JSON body, service and error headers."""
-    headers = _service_headers()
+    headers = service_headers()
     headers.update(error.headers)
     headers.update(error.http_headers)
     return web.json_response(http_error_body(error), status=error.status, headers=headers)
@@ -108,13 +127,17 @@ def make_middleware(state: ServerState) -> Any:
     return middleware
 
 
-class _SseSink:
-    """``Sink`` writing ``event:``/``data:`` blocks to a streaming HTTP response."""
+class SseSink:
+    """``Sink`` writing ``event:``/``data:`` blocks to a streaming HTTP response.
+
+    ``nested`` picks the nested mid-stream ``error`` shape instead of the flat one.
+    """
 
     supports_close = False
 
-    def __init__(self, response: web.StreamResponse) -> None:
+    def __init__(self, response: web.StreamResponse, *, nested: bool = False) -> None:
         self._response = response
+        self._nested = nested
 
     async def send_events(self, events: List[Dict[str, Any]]) -> None:
         await self._response.write(
@@ -124,7 +147,9 @@ class _SseSink:
         )
 
     async def send_error(self, error: ApiError, sequence_number: int) -> None:
-        payload = dumps(sse_error_event(error, sequence_number=sequence_number))
+        payload = dumps(
+            sse_error_event(error, sequence_number=sequence_number, nested=self._nested)
+        )
         await self._response.write(f"event: error\ndata: {payload}\n\n".encode())
 
     async def send_malformed(self) -> None:
@@ -161,7 +186,8 @@ class _NullSink:
         return None
 
 
-async def _read_json(request: web.Request) -> Dict[str, Any]:
+async def read_json(request: web.Request) -> Dict[str, Any]:
+    """The JSON object body of ``request`` (400 ``invalid_json``/``invalid_type`` otherwise)."""
     raw = await request.read()
     try:
         body = json.loads(raw.decode("utf-8") if raw else "")
@@ -176,7 +202,7 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
     """``POST /v1/responses``."""
     state.stats.incr("http_creates")
     config = state.config
-    body = await _read_json(request)
+    body = await read_json(request)
     validate_create(body, websocket=False, strict=config.strict_parameters)
     if body.get("background") is True:
         raise ApiError(
@@ -188,18 +214,34 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
     body.pop("type", None)
     body.pop("stream_id", None)
     script = parse_script(body.get("metadata"))
-    attempt = state.next_attempt(body)
+    parent_id = body.get("previous_response_id")
+    known: Optional[Context] = EMPTY_CONTEXT
+    if parent_id is not None:
+        known = state.stored_context(str(parent_id))
+        if state.store_get(str(parent_id)) is None:
+            known = None
+    attempt = state.next_attempt(body, None if known is None else fold(known, request_items(body)))
     if script.error_applies(attempt) and script.error is not None:
         state.stats.incr("faults_injected")
         raise scripted_error(script.error, retry_after=script.retry_after, model=str(body["model"]))
     context_tokens = 0
-    parent_id = body.get("previous_response_id")
+    parent_context: Optional[Context] = EMPTY_CONTEXT
     if parent_id is not None:
         parent = await stored_parent(state, str(parent_id))
         if parent is None:
             raise previous_response_not_found(str(parent_id))
         context_tokens = context_tokens_of(parent)
-    scenario = start_response(state, body, script, context_tokens=context_tokens)
+        parent_context = state.stored_context(str(parent_id))
+    streaming = body.get("stream") is True
+    scenario_context = fold(parent_context or EMPTY_CONTEXT, request_items(body))
+    scenario = start_response(
+        state,
+        body,
+        script,
+        context=scenario_context,
+        context_tokens=context_tokens,
+        obfuscate=streaming and wants_obfuscation(body),
+    )
 
     def on_fault(_kind: str) -> None:
         state.stats.incr("faults_injected")
@@ -207,9 +249,10 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
     recorded: List[Dict[str, Any]] = []
 
     def record(outcome: Outcome) -> None:
-        recorded.append(finish_response(state, body, scenario.final, outcome))
+        final, _ = finish_response(state, body, scenario.final, outcome, scenario_context)
+        recorded.append(final)
 
-    if body.get("stream") is not True:
+    if not streaming:
         outcome = Outcome.DISCONNECTED
         try:
             outcome, _ = await run_scenario(
@@ -231,9 +274,9 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
                 "The server had an error while processing your request. Sorry about that!",
                 type="server_error",
             )
-        return web.json_response(recorded[0], headers=_service_headers(), dumps=dumps)
+        return web.json_response(recorded[0], headers=service_headers(), dumps=dumps)
 
-    headers = _service_headers()
+    headers = service_headers()
     headers["Content-Type"] = "text/event-stream; charset=utf-8"
     headers["Cache-Control"] = "no-cache"
     response = web.StreamResponse(status=200, headers=headers)
@@ -243,7 +286,7 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
     try:
         outcome, sent = await run_scenario(
             scenario,
-            _SseSink(response),
+            SseSink(response, nested=config.sse_error_shape == "nested"),
             stream_id=None,
             script=script,
             close_active=False,
@@ -265,15 +308,6 @@ async def create_response(state: ServerState, request: web.Request) -> web.Strea
     return response
 
 
-async def get_response(state: ServerState, request: web.Request) -> web.StreamResponse:
-    """``GET /v1/responses/{id}``: a stored response, 404 otherwise."""
-    response_id = request.match_info["response_id"]
-    found = state.store_get(response_id)
-    if found is None:
-        raise response_not_found(response_id)
-    return web.json_response(found, headers=_service_headers(), dumps=dumps)
-
-
 async def delete_response(state: ServerState, request: web.Request) -> web.StreamResponse:
     """``DELETE /v1/responses/{id}``."""
     response_id = request.match_info["response_id"]
@@ -281,7 +315,7 @@ async def delete_response(state: ServerState, request: web.Request) -> web.Strea
         raise response_not_found(response_id)
     return web.json_response(
         {"id": response_id, "object": "response", "deleted": True},
-        headers=_service_headers(),
+        headers=service_headers(),
     )
 
 
@@ -313,8 +347,14 @@ def add_routes(
 
         return handler
 
+    from ._stored import compact_response, get_response, list_input_items  # needs this module
+
     app.router.add_get("/v1/responses", bind(websocket), allow_head=False)
     app.router.add_post("/v1/responses", bind(create_response))
+    app.router.add_post("/v1/responses/compact", bind(compact_response))
     app.router.add_get("/v1/responses/{response_id}", bind(get_response), allow_head=False)
+    app.router.add_get(
+        "/v1/responses/{response_id}/input_items", bind(list_input_items), allow_head=False
+    )
     app.router.add_delete("/v1/responses/{response_id}", bind(delete_response))
     app.router.add_post("/v1/responses/{response_id}/cancel", bind(cancel_response))

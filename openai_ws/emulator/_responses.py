@@ -2,26 +2,56 @@
 
 Looking up a stored parent for ``previous_response_id`` (with the configured
 store delay, counted as a store hit), the context tokens a continuation
-inherits, planning and storing a new response with the server-wide settings,
-and recording its end in the counters and the store. Both ``_ws`` and ``_http``
-call these, so a response is started and finished the same way over either
-transport. This module must never perform network I/O, never send an event or
-touch a socket or HTTP response, and never consult a connection-local cache
-(cache hits are the WebSocket side's business).
+inherits, planning and storing a new response with the server-wide settings
+(its input items and context hash too, for ``input_items`` and the
+proof-of-context digest), and recording its end in the counters and the store.
+Both ``_ws`` and ``_http`` call these, so a response is started and finished
+the same way over either transport. This module must never perform network
+I/O, never send an event or touch a socket or HTTP response, and never consult
+a connection-local cache (cache hits are the WebSocket side's business).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
+import secrets
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from ._context import (
+    Context,
+    digest_reply,
+    encode_compaction,
+    ends_with_trigger,
+    fold,
+    request_items,
+)
 from ._runner import Outcome
-from ._scenario import Scenario, plan_response, random_id
+from ._scenario import Scenario, plan_response, random_id, wants_generation
 from ._script import Script
 from ._state import ServerState
 
-__all__ = ["context_tokens_of", "finish_response", "start_response", "stored_parent"]
+__all__ = [
+    "context_tokens_of",
+    "finish_response",
+    "input_record",
+    "obfuscation",
+    "start_response",
+    "stored_parent",
+    "wants_obfuscation",
+]
+
+_PAD_POOL = secrets.token_urlsafe(768)  # 1024 URL-safe characters
+_PAD_RANDOM = random.Random()
+
+_ITEM_PREFIXES = {
+    "message": "msg_",
+    "function_call": "fc_",
+    "function_call_output": "fco_",
+    "reasoning": "rs_",
+    "compaction": "cmp_",
+}
 
 
 async def stored_parent(state: ServerState, parent_id: str) -> Optional[Dict[str, Any]]:
@@ -40,9 +70,67 @@ async def stored_parent(state: ServerState, parent_id: str) -> Optional[Dict[str
 
 
 def context_tokens_of(parent: Optional[Dict[str, Any]]) -> int:
-    """The parent's total token usage, which its continuation counts as input."""
-    usage = parent.get("usage") if parent is not None else None
+    """The parent's total token usage, which its continuation counts as input.
+
+    A parent whose output holds a compaction item passes on only that item
+    (one token): the compaction replaced everything before it.
+    """
+    if parent is None:
+        return 0
+    output = parent.get("output")
+    if isinstance(output, list) and any(
+        isinstance(item, dict) and item.get("type") == "compaction" for item in output
+    ):
+        return 1
+    usage = parent.get("usage")
     return int(usage.get("total_tokens") or 0) if isinstance(usage, dict) else 0
+
+
+def obfuscation(delta: str) -> str:
+    """Random padding for one delta: 1 to 16 characters, so that delta + padding is a
+    multiple of 16 characters long (the service's padding scheme is not documented).
+
+    A slice of a random pool at a random offset: padding, not a secret.
+    """
+    start = _PAD_RANDOM.randrange(len(_PAD_POOL) - 16)
+    return _PAD_POOL[start : start + 16 - len(delta) % 16]
+
+
+def wants_obfuscation(body: Mapping[str, Any]) -> bool:
+    """Whether an HTTP streaming request gets ``obfuscation`` on its deltas (default on)."""
+    options = body.get("stream_options")
+    return not (isinstance(options, dict) and options.get("include_obfuscation") is False)
+
+
+def input_record(body: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """The input items as ``input_items`` lists them: ids assigned, string content as parts.
+
+    ``compaction_trigger`` items are control signals and are not kept.
+    """
+    record: List[Dict[str, Any]] = []
+    for item in request_items(body):
+        item_type = item.get("type") or "message"
+        if item_type == "compaction_trigger":
+            continue
+        entry = dict(item)
+        entry["type"] = item_type
+        if item_type == "message":
+            role = entry.get("role") if isinstance(entry.get("role"), str) else "user"
+            entry["role"] = role
+            content = entry.get("content")
+            if isinstance(content, str):
+                if role == "assistant":
+                    part: Dict[str, Any] = {"type": "output_text", "text": content}
+                    part["annotations"] = []
+                else:
+                    part = {"type": "input_text", "text": content}
+                entry["content"] = [part]
+        if item_type in ("message", "function_call", "function_call_output"):
+            entry.setdefault("status", "completed")
+        if not isinstance(entry.get("id"), str) or not entry["id"]:
+            entry["id"] = random_id(_ITEM_PREFIXES.get(item_type, "item_"))
+        record.append(entry)
+    return record
 
 
 def start_response(
@@ -50,11 +138,26 @@ def start_response(
     body: Dict[str, Any],
     script: Script,
     *,
+    context: Context,
     context_tokens: int,
     cached_tokens: int = 0,
+    obfuscate: bool = False,
 ) -> Scenario:
-    """Plan a response with the server-wide settings, store it, count it as started."""
+    """Plan a response with the server-wide settings, store it, count it as started.
+
+    ``context`` is everything the server sees for it (parent chain + input): it
+    becomes the digest of a ``context_digest`` reply and the content of the
+    compaction item that a final ``compaction_trigger`` asks for.
+    """
     config = state.config
+    reply = digest_reply(context, body.get("instructions")) if script.reply else None
+    compaction: Optional[Dict[str, Any]] = None
+    if ends_with_trigger(body) and wants_generation(body):
+        compaction = {
+            "type": "compaction",
+            "id": random_id("cmp_"),
+            "encrypted_content": encode_compaction(context),
+        }
     scenario = plan_response(
         body,
         script,
@@ -65,9 +168,14 @@ def start_response(
         output_tokens=config.output_tokens,
         context_tokens=context_tokens,
         cached_tokens=cached_tokens,
+        reply=reply,
+        compaction=compaction,
+        obfuscate=obfuscation if obfuscate else None,
     )
     if body.get("store") is not False:
         state.store_put(scenario.initial)
+        state.store_inputs(scenario.response_id, input_record(body))
+        state.store_context(scenario.response_id, context)
     state.stats.incr("responses_started")
     return scenario
 
@@ -77,8 +185,13 @@ def finish_response(
     body: Dict[str, Any],
     final: Dict[str, Any],
     outcome: Outcome,
-) -> Dict[str, Any]:
-    """Record the end of a response in stats and store; return its final object."""
+    context: Context,
+) -> Tuple[Dict[str, Any], Context]:
+    """Record the end of a response in stats and store.
+
+    Returns its final object and its whole context (``context`` followed by its
+    output items), which a continuation of it starts from.
+    """
     stats = state.stats
     if outcome is Outcome.COMPLETED:
         stats.incr("responses_completed")
@@ -99,6 +212,8 @@ def finish_response(
                 "message": "The server had an error while processing your request.",
             },
         )
+    after = fold(context, final.get("output") or [])
     if body.get("store") is not False:
         state.store_put(final)
-    return final
+        state.store_context(str(final["id"]), after)
+    return final, after

@@ -11,14 +11,23 @@ mutate the body it is given.
 
 from __future__ import annotations
 
-import base64
 import math
-import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from ._script import FunctionCallSpec, Script
+from ._items import (
+    Obfuscate,
+    Planner,
+    Step,
+    compaction_item,
+    count_tokens,
+    function_call_item,
+    message_item,
+    reasoning_item,
+    tokenize,
+)
+from ._script import Script
 
 __all__ = [
     "Scenario",
@@ -35,30 +44,12 @@ __all__ = [
     "wants_generation",
 ]
 
-Step = Tuple[float, Dict[str, Any]]
-"""``(seconds to wait before sending, event without sequence_number/stream_id)``."""
-
-_TOKEN_RE = re.compile(r"\s*\S+\s*|\s+")
 _DEFAULT_REPLY = "OK"
 
 
 def random_id(prefix: str) -> str:
     """A fresh id such as ``resp_<48 hex>``; the default ``new_id`` of the server."""
     return prefix + secrets.token_hex(24)
-
-
-def tokenize(text: str) -> List[str]:
-    """Split ``text`` into word tokens whose concatenation is exactly ``text``.
-
-    Each token is a run of non-space characters with its trailing whitespace; the
-    first token also keeps any leading whitespace.
-    """
-    return _TOKEN_RE.findall(text)
-
-
-def count_tokens(text: str) -> int:
-    """Rough token count used for ``usage``: the number of ``tokenize`` tokens."""
-    return len(_TOKEN_RE.findall(text))
 
 
 def fit_tokens(tokens: Sequence[str], count: int) -> List[str]:
@@ -252,259 +243,6 @@ def _fail_message(code: str) -> str:
     return f"The response failed with code '{code}' (scripted by the emulator)."
 
 
-def _chunks(text: str, parts: int = 3) -> List[str]:
-    if not text:
-        return []
-    size = max(1, math.ceil(len(text) / parts))
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
-class _Planner:
-    """Accumulates steps, spends the output-token budget and places the delays."""
-
-    def __init__(self, budget: Optional[int], token_interval: float) -> None:
-        self.steps: List[Step] = []
-        self.budget = budget
-        self.used = 0
-        self.reasoning_used = 0
-        self.truncated = False
-        self.pending_delay = 0.0
-        self.token_interval = token_interval
-        self.deltas = 0
-        self.total_delay = 0.0
-
-    def emit(self, event: Dict[str, Any]) -> None:
-        delay = self.pending_delay
-        self.pending_delay = 0.0
-        self.total_delay += delay
-        self.steps.append((delay, event))
-
-    def spend(self) -> bool:
-        """Take one output token from the budget; False (and truncated) when exhausted."""
-        if self.budget is not None and self.used >= self.budget:
-            self.truncated = True
-            return False
-        self.used += 1
-        return True
-
-    def delta(self, event: Dict[str, Any]) -> None:
-        if self.deltas:
-            self.pending_delay += self.token_interval
-        self.deltas += 1
-        self.emit(event)
-
-
-def _message_item(
-    plan: _Planner, output_index: int, item_id: str, tokens: Sequence[str], refusal: bool
-) -> Dict[str, Any]:
-    plan.emit(
-        {
-            "type": "response.output_item.added",
-            "output_index": output_index,
-            "item": {
-                "id": item_id,
-                "type": "message",
-                "status": "in_progress",
-                "content": [],
-                "role": "assistant",
-            },
-        }
-    )
-    empty_part: Dict[str, Any] = (
-        {"type": "refusal", "refusal": ""}
-        if refusal
-        else {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
-    )
-    plan.emit(
-        {
-            "type": "response.content_part.added",
-            "item_id": item_id,
-            "output_index": output_index,
-            "content_index": 0,
-            "part": empty_part,
-        }
-    )
-    sent: List[str] = []
-    delta_type = "response.refusal.delta" if refusal else "response.output_text.delta"
-    for token in tokens:
-        if not plan.spend():
-            break
-        event: Dict[str, Any] = {
-            "type": delta_type,
-            "item_id": item_id,
-            "output_index": output_index,
-            "content_index": 0,
-            "delta": token,
-        }
-        if not refusal:
-            event["logprobs"] = []
-        plan.delta(event)
-        sent.append(token)
-    text = "".join(sent)
-    part: Dict[str, Any]
-    if refusal:
-        plan.emit(
-            {
-                "type": "response.refusal.done",
-                "item_id": item_id,
-                "output_index": output_index,
-                "content_index": 0,
-                "refusal": text,
-            }
-        )
-        part = {"type": "refusal", "refusal": text}
-    else:
-        plan.emit(
-            {
-                "type": "response.output_text.done",
-                "item_id": item_id,
-                "output_index": output_index,
-                "content_index": 0,
-                "text": text,
-                "logprobs": [],
-            }
-        )
-        part = {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
-    plan.emit(
-        {
-            "type": "response.content_part.done",
-            "item_id": item_id,
-            "output_index": output_index,
-            "content_index": 0,
-            "part": part,
-        }
-    )
-    item = {
-        "id": item_id,
-        "type": "message",
-        "status": "incomplete" if plan.truncated else "completed",
-        "content": [part],
-        "role": "assistant",
-    }
-    plan.emit({"type": "response.output_item.done", "output_index": output_index, "item": item})
-    return item
-
-
-def _function_call_item(
-    plan: _Planner, output_index: int, item_id: str, call_id: str, spec: FunctionCallSpec
-) -> Dict[str, Any]:
-    plan.emit(
-        {
-            "type": "response.output_item.added",
-            "output_index": output_index,
-            "item": {
-                "id": item_id,
-                "type": "function_call",
-                "status": "in_progress",
-                "arguments": "",
-                "call_id": call_id,
-                "name": spec.name,
-            },
-        }
-    )
-    sent: List[str] = []
-    for chunk in _chunks(spec.arguments):
-        if not plan.spend():
-            break
-        plan.delta(
-            {
-                "type": "response.function_call_arguments.delta",
-                "item_id": item_id,
-                "output_index": output_index,
-                "delta": chunk,
-            }
-        )
-        sent.append(chunk)
-    arguments = "".join(sent)
-    plan.emit(
-        {
-            "type": "response.function_call_arguments.done",
-            "item_id": item_id,
-            "output_index": output_index,
-            "arguments": arguments,
-            "name": spec.name,
-        }
-    )
-    item = {
-        "id": item_id,
-        "type": "function_call",
-        "status": "incomplete" if plan.truncated else "completed",
-        "arguments": arguments,
-        "call_id": call_id,
-        "name": spec.name,
-    }
-    plan.emit({"type": "response.output_item.done", "output_index": output_index, "item": item})
-    return item
-
-
-def _reasoning_item(
-    plan: _Planner, output_index: int, item_id: str, summary: str, encrypted: bool
-) -> Dict[str, Any]:
-    plan.emit(
-        {
-            "type": "response.output_item.added",
-            "output_index": output_index,
-            "item": {"id": item_id, "type": "reasoning", "summary": []},
-        }
-    )
-    plan.emit(
-        {
-            "type": "response.reasoning_summary_part.added",
-            "item_id": item_id,
-            "output_index": output_index,
-            "summary_index": 0,
-            "part": {"type": "summary_text", "text": ""},
-        }
-    )
-    sent: List[str] = []
-    for token in tokenize(summary):
-        if not plan.spend():
-            break
-        plan.reasoning_used += 1
-        plan.delta(
-            {
-                "type": "response.reasoning_summary_text.delta",
-                "item_id": item_id,
-                "output_index": output_index,
-                "summary_index": 0,
-                "delta": token,
-            }
-        )
-        sent.append(token)
-    text = "".join(sent)
-    plan.emit(
-        {
-            "type": "response.reasoning_summary_text.done",
-            "item_id": item_id,
-            "output_index": output_index,
-            "summary_index": 0,
-            "text": text,
-        }
-    )
-    part = {"type": "summary_text", "text": text}
-    plan.emit(
-        {
-            "type": "response.reasoning_summary_part.done",
-            "item_id": item_id,
-            "output_index": output_index,
-            "summary_index": 0,
-            "part": part,
-        }
-    )
-    item: Dict[str, Any] = {
-        "id": item_id,
-        "type": "reasoning",
-        "summary": [part],
-        "status": "incomplete" if plan.truncated else "completed",
-    }
-    if encrypted:
-        item["encrypted_content"] = base64.b64encode(
-            f"emulator-reasoning:{item_id}:{text}".encode()
-        ).decode("ascii")
-    plan.emit({"type": "response.output_item.done", "output_index": output_index, "item": item})
-    return item
-
-
 @dataclass(frozen=True)
 class Scenario:
     """One planned response: its steps, its in-progress snapshot and its terminal object."""
@@ -529,6 +267,9 @@ def plan_response(
     output_tokens: Optional[int] = None,
     context_tokens: int = 0,
     cached_tokens: int = 0,
+    reply: Optional[str] = None,
+    compaction: Optional[Dict[str, Any]] = None,
+    obfuscate: Optional[Obfuscate] = None,
 ) -> Scenario:
     """Plan every event of one response to ``body``.
 
@@ -536,6 +277,10 @@ def plan_response(
     script's overrides already applied by the caller or here when present).
     ``context_tokens`` is the parent chain's total usage, counted into
     ``input_tokens``; ``cached_tokens`` goes into ``input_tokens_details``.
+    ``reply`` replaces the text of a text answer (the context digest; tool calls
+    and refusals are unaffected). ``compaction`` is the item a request ending
+    with ``compaction_trigger`` answers with, alone. ``obfuscate`` pads every
+    delta event (HTTP streaming, docs/protocol.md section 6.3).
     """
     if script.ttft is not None:
         ttft = script.ttft
@@ -553,7 +298,7 @@ def plan_response(
         usage=None,
     )
     budget = body.get("max_output_tokens")
-    plan = _Planner(budget if isinstance(budget, int) else None, token_interval)
+    plan = Planner(budget if isinstance(budget, int) else None, token_interval, obfuscate)
     plan.emit({"type": "response.created", "response": initial})
     plan.emit({"type": "response.in_progress", "response": initial})
 
@@ -568,13 +313,16 @@ def plan_response(
         status = "failed"
         terminal = "response.failed"
         error = {"code": script.fail, "message": _fail_message(script.fail)}
+    elif compaction is not None:
+        plan.pending_delay = ttft
+        output.append(compaction_item(plan, 0, compaction))
     else:
         plan.pending_delay = ttft
         include = body.get("include")
         encrypted = isinstance(include, list) and "reasoning.encrypted_content" in include
         if script.reasoning is not None:
             output.append(
-                _reasoning_item(plan, len(output), new_id("rs_"), script.reasoning, encrypted)
+                reasoning_item(plan, len(output), new_id("rs_"), script.reasoning, encrypted)
             )
         if not plan.truncated:
             # A scripted model calls its tools once: when the input ends with tool
@@ -585,18 +333,23 @@ def plan_response(
                         break
                     call_id = spec.call_id or new_id("call_")
                     output.append(
-                        _function_call_item(plan, len(output), new_id("fc_"), call_id, spec)
+                        function_call_item(plan, len(output), new_id("fc_"), call_id, spec)
                     )
             elif script.refusal is not None:
                 output.append(
-                    _message_item(plan, len(output), new_id("msg_"), tokenize(script.refusal), True)
+                    message_item(plan, len(output), new_id("msg_"), tokenize(script.refusal), True)
                 )
             else:
-                text = script.text if script.text is not None else reply_text(body)
+                if reply is not None:
+                    text = reply
+                elif script.text is not None:
+                    text = script.text
+                else:
+                    text = reply_text(body)
                 tokens = tokenize(text)
                 if output_tokens is not None:
                     tokens = fit_tokens(tokens, output_tokens)
-                output.append(_message_item(plan, len(output), new_id("msg_"), tokens, False))
+                output.append(message_item(plan, len(output), new_id("msg_"), tokens, False))
         if plan.truncated:
             status = "incomplete"
             terminal = "response.incomplete"

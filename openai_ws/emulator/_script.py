@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ._errors import ApiError, invalid_value
 
-__all__ = ["SCRIPT_KEYS", "FunctionCallSpec", "Script", "parse_script"]
+__all__ = ["REPLY_MODES", "SCRIPT_KEYS", "FunctionCallSpec", "Script", "parse_script"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Script:
     """Everything the ``emulator_*`` metadata keys of one request ask for."""
 
     text: Optional[str] = None
+    reply: Optional[str] = None
+    """``"context_digest"``: the text answer is the digest of the context (``_context``)."""
     output_tokens: Optional[int] = None
     ttft: Optional[float] = None
     token_interval: Optional[float] = None
@@ -141,6 +143,17 @@ def _function_calls(key: str, raw: str) -> Tuple[FunctionCallSpec, ...]:
     return tuple(_one_call(key, raw, spec) for spec in specs)
 
 
+REPLY_MODES = ("echo", "context_digest")
+"""Values of ``metadata.emulator_reply``."""
+
+
+def _reply_mode(key: str, raw: str) -> Optional[str]:
+    mode = raw.strip()
+    if mode not in REPLY_MODES:
+        raise _bad(key, " or ".join(repr(m) for m in REPLY_MODES), raw)
+    return None if mode == "echo" else mode
+
+
 def _nonnegative_int(key: str, raw: str) -> int:
     return _int(key, raw, minimum=0)
 
@@ -148,6 +161,7 @@ def _nonnegative_int(key: str, raw: str) -> int:
 # metadata key -> (Script field, parser)
 _PARSERS: Dict[str, Tuple[str, Callable[[str, str], Any]]] = {
     "emulator_text": ("text", _text),
+    "emulator_reply": ("reply", _reply_mode),
     "emulator_output_tokens": ("output_tokens", _nonnegative_int),
     "emulator_ttft": ("ttft", _seconds),
     "emulator_token_interval": ("token_interval", _seconds),

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from ._context import decode_compaction
 from ._errors import (
+    invalid_compaction,
     invalid_type,
     invalid_value,
     missing_parameter,
     mutually_exclusive,
+    trigger_not_last,
     unknown_parameter,
 )
 
@@ -133,6 +136,17 @@ def _check_input(items: List[Any]) -> None:
                 for part_index, part in enumerate(content):
                     if not isinstance(part, dict):
                         raise invalid_type(f"{param}.content[{part_index}]", "an object", part)
+        elif item_type == "compaction_trigger":
+            # docs/protocol.md section 10: no id, and only as the final input item.
+            if "id" in item:
+                raise unknown_parameter(f"{param}.id")
+            if index != len(items) - 1:
+                raise trigger_not_last()
+        elif item_type == "compaction":
+            try:
+                decode_compaction(item.get("encrypted_content"))
+            except ValueError:
+                raise invalid_compaction(f"{param}.encrypted_content") from None
 
 
 def validate_create(body: Mapping[str, Any], *, websocket: bool, strict: bool) -> None:
@@ -182,14 +196,17 @@ def validate_create(body: Mapping[str, Any], *, websocket: bool, strict: bool) -
         _check_input(input_value)
 
 
-def has_decimal_sampling(body: Mapping[str, Any]) -> bool:
-    """True when ``temperature`` or ``top_p`` is a JSON number with a fractional part.
+def has_decimal_sampling(body: Mapping[str, Any], rule: str = "non_integer") -> bool:
+    """True when ``temperature`` or ``top_p`` counts as a decimal under ``rule``.
 
-    ``1`` and ``1.0`` are integral and pass; strings are left to ``validate_create``
-    (they get a proper ``invalid_type`` error, as observed on the service).
+    ``"non_integer"``: a number with a fractional part (``1`` and ``1.0`` pass).
+    ``"any_fraction"``: any JSON number written with a fraction or exponent, that
+    is a ``float`` after ``json.loads`` (``1.0`` and ``1e0`` trip; only integers
+    pass). docs/protocol.md sections 7 (item 1), 9.6 and 10. Strings are left to
+    ``validate_create`` (a proper ``invalid_type`` error, as observed on the service).
     """
     for key in ("temperature", "top_p"):
         value = body.get(key)
-        if isinstance(value, float) and not value.is_integer():
+        if isinstance(value, float) and (rule == "any_fraction" or not value.is_integer()):
             return True
     return False

@@ -3,7 +3,8 @@
 A ``WsConnection`` reads client frames, answers request errors at once, puts
 valid ``response.create`` events on their lane (``_lanes``), and runs each
 started response as its own task that writes frames straight to the socket.
-It owns the connection-local continuation cache and the connection-level
+It owns the connection-local continuation cache (with each cached response's
+context hash for the proof-of-context digest) and the connection-level
 quirks (age limit, decimal sampling close, size limit, scripted closes). It
 must never block the event loop, never send a frame for a request that belongs
 to another lane, and never outlive its socket: when the reader stops, every
@@ -24,6 +25,7 @@ from typing import Any, Dict, List, Optional, Set
 from aiohttp import WSMessage, WSMsgType, web
 
 from ._cache import ConnectionCache
+from ._context import EMPTY_CONTEXT, Context, fold, request_items
 from ._errors import (
     ApiError,
     background_not_supported,
@@ -64,7 +66,6 @@ class _Job:
     body: Dict[str, Any]
     lane: Optional[str]
     script: Script
-    attempt: int
 
 
 _PACK_SHORT = struct.Struct("!BB").pack
@@ -341,7 +342,9 @@ class WsConnection:
             if config.close_on_connection_limit:
                 await self.close(config.connection_limit_close_code)
             return
-        if config.decimal_sampling_quirk and has_decimal_sampling(payload):
+        if config.decimal_sampling_quirk and has_decimal_sampling(
+            payload, config.decimal_sampling_rule
+        ):
             log.debug("decimal sampling quirk: closing with 1000 and no event")
             await self.close(1000)
             return
@@ -368,7 +371,7 @@ class WsConnection:
         except ApiError as error:
             await self.send_error(error, lane)
             return
-        job = _Job(body=body, lane=lane, script=script, attempt=state.next_attempt(body))
+        job = _Job(body=body, lane=lane, script=script)
         for ready in self.lanes.submit(lane, job):
             self._start(ready)
 
@@ -393,17 +396,29 @@ class WsConnection:
             for ready in self.lanes.finish(job.lane):
                 self._start(ready)
 
+    def _peek_context(self, parent_id: Any, body: Dict[str, Any]) -> Optional[Context]:
+        """The request's whole context if its parent is at hand (no stats, no delay)."""
+        parent_context: Optional[Context] = EMPTY_CONTEXT
+        if parent_id is not None:
+            parent_context = self.cache.context_of(str(parent_id))
+            if parent_context is None and self.state.store_get(str(parent_id)) is not None:
+                parent_context = self.state.stored_context(str(parent_id))
+        if parent_context is None:
+            return None
+        return fold(parent_context, request_items(body))
+
     async def _execute(self, job: _Job) -> None:
         state = self.state
         body, lane, script = job.body, job.lane, job.script
         parent_id = body.get("previous_response_id")
         same_lane = parent_id is not None and self.cache.latest_id(lane) == parent_id
-        close_active = script.close_applies(job.attempt)
+        attempt = state.next_attempt(body, self._peek_context(parent_id, body))
+        close_active = script.close_applies(attempt)
         if close_active and script.close_after == 0 and script.close_code is not None:
             state.stats.incr("faults_injected")
             await self.close(script.close_code)
             return
-        if script.error_applies(job.attempt) and script.error is not None:
+        if script.error_applies(attempt) and script.error is not None:
             state.stats.incr("faults_injected")
             if same_lane:
                 self.cache.evict(lane, str(parent_id))
@@ -414,30 +429,39 @@ class WsConnection:
             return
         context_tokens = 0
         cached_tokens = 0
+        parent_context: Optional[Context] = EMPTY_CONTEXT
         if parent_id is not None:
             found = self.cache.find(str(parent_id))
             if found is not None:
                 parent: Optional[Dict[str, Any]] = found[1]
+                parent_context = self.cache.context_of(str(parent_id))
                 state.stats.incr("cache_hits")
             else:
                 parent = await stored_parent(state, str(parent_id))
                 if parent is None:
                     await self.send_error(previous_response_not_found(str(parent_id)), lane)
                     return
+                parent_context = state.stored_context(str(parent_id))
             context_tokens = context_tokens_of(parent)
             if found is not None:
                 cached_tokens = context_tokens
+        context = fold(parent_context or EMPTY_CONTEXT, request_items(body))
         scenario = start_response(
-            state, body, script, context_tokens=context_tokens, cached_tokens=cached_tokens
+            state,
+            body,
+            script,
+            context=context,
+            context_tokens=context_tokens,
+            cached_tokens=cached_tokens,
         )
         recorded = False
 
         def record(outcome: Outcome) -> None:
             nonlocal recorded
             recorded = True
-            final = finish_response(state, body, scenario.final, outcome)
+            final, after = finish_response(state, body, scenario.final, outcome, context)
             if outcome in (Outcome.COMPLETED, Outcome.INCOMPLETE):
-                self.cache.remember(lane, final)
+                self.cache.remember(lane, final, after)
             elif outcome in (Outcome.FAILED, Outcome.ERROR) and same_lane:
                 self.cache.evict(lane, str(parent_id))
 

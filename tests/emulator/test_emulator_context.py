@@ -7,7 +7,7 @@ import re
 from typing import Any, Dict, List
 
 import pytest
-from emutools import MODEL, ask, connect, http, text_of
+from emutools import MODEL, ask, connect, create, frames_until_close, http, text_of
 
 from openai_ws.emulator import Emulator, context_digest
 from openai_ws.emulator._context import EMPTY_CONTEXT, canonical_item, fold
@@ -59,9 +59,7 @@ def test_delta_chain_and_whole_history_resend_give_the_same_digest(emulator: Emu
                 metadata=DIGEST,
             )
         )
-        third = ask(
-            ws, input="third", previous_response_id=r2["id"], store=False, metadata=DIGEST
-        )
+        third = ask(ws, input="third", previous_response_id=r2["id"], store=False, metadata=DIGEST)
         chained = text_of(third)
     finally:
         ws.close()
@@ -243,9 +241,10 @@ def test_canonical_forms() -> None:
     assert canonical_item(
         {"type": "reasoning", "id": "rs", "summary": [{"type": "summary_text", "text": "s"}]}
     ) == ["reasoning", "s"]
-    assert canonical_item(
-        {"type": "reasoning", "summary": [], "encrypted_content": "opaque"}
-    ) == ["reasoning", "opaque"]
+    assert canonical_item({"type": "reasoning", "summary": [], "encrypted_content": "opaque"}) == [
+        "reasoning",
+        "opaque",
+    ]
     assert canonical_item({"type": "compaction_trigger"}) is None
     assert canonical_item({"type": "item_reference", "id": "msg_1"}) == ["item_reference", {}]
     two = fold(EMPTY_CONTEXT, [{"role": "user", "content": "a"}, {"type": "compaction_trigger"}])
@@ -259,13 +258,50 @@ def test_warm_up_parent_counts_its_input(emulator: Emulator, where: str) -> None
         ws = connect(emulator)
         try:
             warm = _final(ask(ws, input="setup", generate=False, metadata=DIGEST))
-            child = text_of(
-                ask(ws, input="go", previous_response_id=warm["id"], metadata=DIGEST)
-            )
+            child = text_of(ask(ws, input="go", previous_response_id=warm["id"], metadata=DIGEST))
         finally:
             ws.close()
     else:
         warm = _post(emulator, input="setup", generate=False)
-        child = _reply(_post(emulator, input="go", previous_response_id=warm["id"], metadata=DIGEST))
+        answer = _post(emulator, input="go", previous_response_id=warm["id"], metadata=DIGEST)
+        child = _reply(answer)
     assert warm["output"] == []
-    assert child == context_digest(["setup", "go"][0:0] + [_user("setup"), _user("go")])
+    assert child == context_digest([_user("setup"), _user("go")])
+
+
+def test_whole_context_resend_is_the_next_attempt_of_the_delta_request(
+    emulator: Emulator,
+) -> None:
+    """A fault scripted for the first attempt does not fire again on the whole-context resend."""
+    once = {"emulator_close_code": "1011", "emulator_close_times": "1", **DIGEST}
+    ws = connect(emulator)
+    try:
+        parent = _final(ask(ws, input="before the fault", store=False))
+        create(ws, input="after", previous_response_id=parent["id"], store=False, metadata=once)
+        frames, code = frames_until_close(ws)
+    finally:
+        ws.close()
+    assert frames == [] and code == 1011
+    history = [{"role": "user", "content": "before the fault"}, *parent["output"], _user("after")]
+    ws = connect(emulator)
+    try:
+        answered = ask(ws, input=history, store=False, metadata=once)
+    finally:
+        ws.close()
+    assert answered[-1]["type"] == "response.completed"
+    assert text_of(answered) == context_digest(history)
+    rate = {"emulator_error": "server_error", "emulator_error_times": "1", **DIGEST}
+    stored = _post(emulator, input="kept")
+    failed = http(emulator).post(
+        emulator.base_url + "/responses",
+        json={
+            "model": MODEL,
+            "input": "more",
+            "previous_response_id": stored["id"],
+            "metadata": rate,
+        },
+        timeout=5,
+    )
+    assert failed.status_code == 500
+    whole = [{"role": "user", "content": "kept"}, *stored["output"], _user("more")]
+    assert _reply(_post(emulator, input=whole, metadata=rate)) == context_digest(whole)

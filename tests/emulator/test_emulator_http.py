@@ -86,8 +86,9 @@ def test_sse_done_toggle(emulator: Emulator) -> None:
     assert json.loads(blocks[-2][1])["type"] == "response.completed"
 
 
-def test_mid_stream_sse_error_has_the_nested_shape(emulator: Emulator) -> None:
-    """emulator_error_after over SSE sends event: error with {type, error{...}, sequence_number}."""
+def test_mid_stream_sse_error_has_the_nested_shape_behind_an_option(emulator: Emulator) -> None:
+    """sse_error_shape="nested": event: error with {type, error{...}, sequence_number}."""
+    emulator.config.sse_error_shape = "nested"
     response = _post(emulator, input="a b c", stream=True, metadata={"emulator_error_after": "3"})
     assert response.status_code == 200
     events = _sse(response)
