@@ -200,3 +200,39 @@ def test_sixteen_conversations_with_random_faults_share_one_session() -> None:
     assert sorted(answers) == list(range(16))
     for n, digests in answers.items():
         assert digests == expected_digests(questions(n)), f"conversation {n}"
+
+
+@pytest.mark.parametrize("store", [False, True], ids=["store-false", "store-true"])
+def test_compaction_over_websocket_keeps_the_context(store: bool) -> None:
+    """conv.compact() replaces the history with one compaction item; later digests agree."""
+    with Emulator(api_key=KEY) as emu:
+        client = openai_ws.OpenAI(api_key=KEY, base_url=emu.base_url)
+        with client.ws_session() as session:
+            conv = session.conversation(model="gpt-4o-mini", store=store)
+            plain = session.conversation(model="gpt-4o-mini", store=store)
+            for turn in (1, 2, 3):
+                conv.send(question(turn), metadata=DIGEST)
+                plain.send(question(turn), metadata=DIGEST)
+            compacted = conv.compact()
+            assert [getattr(i, "type", None) for i in conv.items] == ["compaction"]
+            assert compacted.id == conv.last_response.id  # type: ignore[union-attr]
+            after = conv.send(question(4), metadata=DIGEST).output_text
+            assert after == plain.send(question(4), metadata=DIGEST).output_text
+            # A lost socket: the next turn resends [compaction item, ...] whole.
+            emu.disconnect_all(1006)
+            again = conv.send(question(5), metadata=DIGEST).output_text
+            assert again == plain.send(question(5), metadata=DIGEST).output_text
+        client.close()
+
+
+def test_automatic_compaction_past_a_threshold() -> None:
+    """compact_threshold compacts after a turn whose input tokens pass it."""
+    with Emulator(api_key=KEY) as emu:
+        client = openai_ws.OpenAI(api_key=KEY, base_url=emu.base_url)
+        with client.ws_session() as session:
+            conv = session.conversation(model="gpt-4o-mini", store=False, compact_threshold=20)
+            for turn in range(1, 6):
+                conv.send(question(turn) + " with some more words to count", metadata=DIGEST)
+            kinds = [getattr(i, "type", None) for i in conv.items]
+            assert "compaction" in kinds and len(kinds) < 10, kinds
+        client.close()
