@@ -176,6 +176,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--sse-done", action="store_true", help="end SSE with data: [DONE]")
     parser.add_argument(
+        "--decimal-rule",
+        choices=("non_integer", "any_fraction"),
+        default="non_integer",
+        help="what trips the silent close: a non-integer number (0.7), or any number "
+        "written with a fraction (1.0 too) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sse-error-shape",
+        choices=("flat", "nested"),
+        default="flat",
+        help="shape of a mid-stream SSE error event (default: %(default)s)",
+    )
+    parser.add_argument(
         "--store-lookup-delay",
         type=_seconds,
         default=0.0,
@@ -201,6 +214,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         max_message_size=args.max_message_size,
         server_ping_interval=args.server_ping_interval,
         sse_done=args.sse_done,
+        decimal_sampling_rule=args.decimal_rule,
+        sse_error_shape=args.sse_error_shape,
         store_lookup_delay=args.store_lookup_delay,
         strict_parameters=not args.lenient,
     )

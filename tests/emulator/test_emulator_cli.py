@@ -207,3 +207,17 @@ def test_cli_cert_dir_prints_the_stable_path(
         timeout=5,
     )
     assert response.status_code == 200
+
+
+def test_decimal_rule_and_sse_error_shape_flags_reach_the_config() -> None:
+    """--decimal-rule and --sse-error-shape set the matching EmulatorConfig fields."""
+    from openai_ws.emulator.__main__ import build_parser, config_from_args
+
+    args = build_parser().parse_args(
+        ["--decimal-rule", "any_fraction", "--sse-error-shape", "nested"]
+    )
+    config = config_from_args(args)
+    assert config.decimal_sampling_rule == "any_fraction"
+    assert config.sse_error_shape == "nested"
+    defaults = config_from_args(build_parser().parse_args([]))
+    assert (defaults.decimal_sampling_rule, defaults.sse_error_shape) == ("non_integer", "flat")
