@@ -439,7 +439,9 @@ class Conversation:
             self._parent = _Parent(response.id, store is not False)
             return response
         fields = {**self._defaults, **overrides}
-        body = ResponseCreateRequest(**fields, input=list(self._wire)).to_dict()
+        full = ResponseCreateRequest(**fields, input=list(self._wire)).to_dict()
+        # The compact endpoint takes the context, not the options of a response.
+        body = {k: v for k, v in full.items() if k in ("model", "input", "instructions")}
         transport = self._owner._http_transport()
         compacted: Response = transport.compact(body, timeout=timeout)
         self._responses.append(compacted)

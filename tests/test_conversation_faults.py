@@ -236,3 +236,43 @@ def test_automatic_compaction_past_a_threshold() -> None:
             kinds = [getattr(i, "type", None) for i in conv.items]
             assert "compaction" in kinds and len(kinds) < 10, kinds
         client.close()
+
+
+def test_http_only_conversation_compacts_with_the_compact_endpoint() -> None:
+    """client.conversation(): compact() calls POST /responses/compact; context kept."""
+    with Emulator(api_key=KEY) as emu:
+        client = openai_ws.OpenAI(api_key=KEY, base_url=emu.base_url)
+        conv = client.conversation(model="gpt-4o-mini", store=False)
+        plain = client.conversation(model="gpt-4o-mini", store=False)
+        for turn in (1, 2):
+            assert (
+                conv.send(question(turn), metadata=DIGEST).output_text
+                == plain.send(question(turn), metadata=DIGEST).output_text
+            )
+        conv.compact()
+        assert "compaction" in [getattr(i, "type", None) for i in conv.items]
+        after = conv.send(question(3), metadata=DIGEST).output_text
+        assert after == plain.send(question(3), metadata=DIGEST).output_text
+        client.close()
+
+
+def test_a_stored_stream_cut_mid_answer_is_read_to_its_end_over_http() -> None:
+    """store=true: a stream whose socket drops after events goes on from the stored response."""
+    with Emulator(api_key=KEY) as emu:
+        client = openai_ws.OpenAI(api_key=KEY, base_url=emu.base_url)
+        with client.ws_session() as session:
+            words = "one two three four five six seven eight"
+            cut = {
+                "emulator_close_code": "1006",
+                "emulator_close_after": "4",
+                "emulator_token_interval": "0.01",
+            }
+            events = list(session.stream(model="gpt-4o-mini", input=words, metadata=cut))
+            text = "".join(e.delta for e in events if e.type == "response.output_text.delta")  # type: ignore[attr-defined]
+            assert text == words
+            sequences = [e.sequence_number for e in events]  # type: ignore[attr-defined]
+            assert sequences == sorted(set(sequences))  # nothing twice, nothing lost
+            assert session.stats.resumed_streams == 1
+            with pytest.raises(ReplayUnsafeError):  # store=false: nothing to read it from
+                list(session.stream(model="gpt-4o-mini", input=words, metadata=cut, store=False))
+        client.close()

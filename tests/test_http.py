@@ -797,16 +797,23 @@ def test_server_errors_exhausted_raise_internal_server_error(emu: Any) -> None:
     assert info.value.code == "server_is_overloaded"
 
 
-def test_mid_stream_nested_error_raises_after_events(http: HTTPTransport) -> None:
-    """A nested `event: error` after 3 events raises APIError(server_error) after those 3."""
+@pytest.mark.parametrize("shape", ["flat", "nested"])
+def test_mid_stream_error_raises_after_events(http: HTTPTransport, emu: Any, shape: str) -> None:
+    """A mid-stream `error` event (flat, as the SDK has it, or nested) after 3 events raises
+    APIError(server_error) after those 3."""
+    emu.config.sse_error_shape = shape
     got: List[Any] = []
-    with pytest.raises(APIError) as info:
-        for event in http.stream(_body("fail midway", emulator_error_after="3")):
-            got.append(event)
+    try:
+        with pytest.raises(APIError) as info:
+            for event in http.stream(_body("fail midway", emulator_error_after="3")):
+                got.append(event)
+    finally:
+        emu.config.sse_error_shape = "flat"
     assert len(got) == 3
     assert isinstance(got[0], ResponseCreated)
     assert info.value.code == "server_error"
-    assert info.value.type == "server_error"
+    if shape == "nested":
+        assert info.value.type == "server_error"
 
 
 def test_mid_stream_malformed_event_is_protocol_error(http: HTTPTransport) -> None:

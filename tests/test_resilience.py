@@ -15,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterator, List, Union
 
+import attrs
 import pytest
 
 from openai_ws import (
@@ -130,16 +131,20 @@ def test_silent_close_before_any_event_is_completed_over_http(
 
 @matrix
 def test_silent_close_after_events_raises_how_far_it_got(emu: Emulator, mode: str, n: int) -> None:
-    """Code 1000 after events: a stream that delivered events raises ReplayUnsafeError; a
-    send(), whose caller saw nothing, is completed over HTTP; none is answered twice."""
+    """Code 1000 after events (store=false): a stream that delivered events raises
+    ReplayUnsafeError; a send(), whose caller saw nothing, is completed over HTTP; none is
+    answered twice. (A stored response's stream is read to its end instead.)"""
     client = make_client(emu)
     with client.ws_session() as session:
         requests = [
-            ask(
-                t,
-                emulator_close_code="1000",
-                emulator_close_after="4",
-                emulator_token_interval="0.01",
+            attrs.evolve(
+                ask(
+                    t,
+                    emulator_close_code="1000",
+                    emulator_close_after="4",
+                    emulator_token_interval="0.01",
+                ),
+                store=False,
             )
             for t in texts(n, "late")
         ]
@@ -162,10 +167,12 @@ def test_silent_close_after_events_raises_how_far_it_got(emu: Emulator, mode: st
 
 
 def test_abnormal_close_after_events_is_not_replayed(emu: Emulator) -> None:
-    """An abrupt drop after a stream delivered events raises ReplayUnsafeError with the count."""
+    """An abrupt drop after a store=false stream delivered events raises ReplayUnsafeError."""
     client = make_client(emu)
     with client.ws_session() as session:
-        request = ask("a b c d e f", emulator_close_code="1006", emulator_close_after="3")
+        request = attrs.evolve(
+            ask("a b c d e f", emulator_close_code="1006", emulator_close_after="3"), store=False
+        )
         seen = []
         with pytest.raises(ReplayUnsafeError) as info:
             for event in session.stream(request):

@@ -49,6 +49,7 @@ from ..errors import (
     ConnectError,
     ConnectionClosedError,
     MessageTooLargeError,
+    OpenAIWSError,
     PreviousResponseNotFoundError,
     ProtocolError,
     ReplayUnsafeError,
@@ -78,6 +79,7 @@ __all__ = [
     "Fallback",
     "Raise",
     "Resend",
+    "Resume",
     "Skip",
     "decide",
     "events",
@@ -137,7 +139,20 @@ class Fallback(NamedTuple):
     remember: bool
 
 
-Action = Union[Deliver, Collect, Skip, Raise, Resend, Fallback]
+class Resume(NamedTuple):
+    """Read the rest of a stored response over HTTP, after event ``after``.
+
+    For a stream cut mid-answer: ``GET /responses/{id}?stream=true&starting_after=N``
+    continues it without answering twice; ``unsafe`` is raised if that fails.
+    """
+
+    response_id: str
+    after: int
+    unsafe: ReplayUnsafeError
+    cause: Optional[BaseException]
+
+
+Action = Union[Deliver, Collect, Skip, Raise, Resend, Fallback, Resume]
 
 
 def decide(
@@ -254,17 +269,20 @@ def _decide_lost(
     if request.mode is Mode.EVENTS and request.delivered:
         # The consumer has seen part of the answer: sending the request again
         # could answer it twice. A send() caller has seen nothing: it goes on.
-        return Raise(
-            ReplayUnsafeError(
-                f"the connection closed (code={code}) after the stream had delivered "
-                f"{request.delivered} event(s); it was not replayed, to avoid answering it twice",
-                code=code,
-                reason=lost.reason,
-                events_received=request.delivered,
-                response_id=pending.response_id if pending else None,
-            ),
-            lost.error,
+        unsafe = ReplayUnsafeError(
+            f"the connection closed (code={code}) after the stream had delivered "
+            f"{request.delivered} event(s); it was not replayed, to avoid answering it twice",
+            code=code,
+            reason=lost.reason,
+            events_received=request.delivered,
+            response_id=pending.response_id if pending else None,
         )
+        response_id = pending.response_id if pending else None
+        stored = request.body.get("store") is not False
+        if has_http and stored and response_id and request.last_sequence is not None:
+            # A stored response goes on without its socket: read the rest of it.
+            return Resume(response_id, request.last_sequence, unsafe, lost.error)
+        return Raise(unsafe, lost.error)
     answered_before = bool(pending is not None and pending.events)
     if lost.kind is CloseKind.SILENT and has_http:
         return Fallback("the socket closed silently", remember=not answered_before)
@@ -349,6 +367,9 @@ def events(
             )
             if isinstance(action, Deliver):
                 finished = action.final
+                sequence = getattr(action.event, "sequence_number", None)
+                if isinstance(sequence, int):
+                    request.last_sequence = sequence
                 yield action.event
                 if finished:
                     return
@@ -363,6 +384,10 @@ def events(
                 if action.cause is not None and action.error.__cause__ is None:
                     raise action.error from action.cause
                 raise action.error
+            elif isinstance(action, Resume):
+                finished = True
+                yield from resume_over_http(engine, request, deadline, action)
+                return
             elif isinstance(action, Fallback):
                 finished = True
                 if action.remember:
@@ -481,6 +506,44 @@ def over_http(
                 log.info(
                     "request %d: the stored parent is gone; sending the whole context", request.key
                 )
+    finally:
+        engine.end_http_call(token)
+
+
+def resume_over_http(
+    engine: Engine, request: RequestState, deadline: Optional[float], resume: Resume
+) -> Generator[ServerEvent, None, None]:
+    """The rest of a stored response whose stream lost its socket, read over HTTP.
+
+    Raises ``resume.unsafe`` (chained from what went wrong) if the server
+    cannot stream it (not stored, not found, an old server): the stream then
+    ends as it would have without this attempt.
+    """
+    http = engine.http
+    assert http is not None
+    timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
+    token = engine.begin_http_call()
+    started = False
+    try:
+        events = http().resume(
+            resume.response_id, starting_after=resume.after, timeout=timeout, cancel=token
+        )
+        for event in events:
+            sequence = getattr(event, "sequence_number", None)
+            if isinstance(sequence, int) and sequence <= resume.after:
+                continue  # already delivered over the socket
+            if not started:
+                started = True
+                engine.count("resumed_streams")
+                log.info(
+                    "request %d: reading the rest of %s over HTTP", request.key, resume.response_id
+                )
+            request.delivered += 1
+            yield event
+    except OpenAIWSError as exc:
+        if started:
+            raise
+        raise resume.unsafe from (resume.cause or exc)
     finally:
         engine.end_http_call(token)
 

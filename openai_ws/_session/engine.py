@@ -236,6 +236,10 @@ class Engine:
                     )
                     return None
                 delay = self.backoff(attempt - 1)
+                headers = getattr(exc, "headers", None)  # an upgrade refused with a hint
+                if headers:
+                    hint = retry.usable_hint(retry.header_hint(headers, now=time.time()))
+                    delay = hint if hint is not None else delay
                 out_of_time = deadline is not None and time.monotonic() + delay > deadline
                 if probing or attempt > opts.reconnect_attempts or out_of_time:
                     if self.http is not None:

@@ -82,6 +82,8 @@ class SessionStats:
     """Requests sent again on a new socket because the old one ended first."""
     http_fallbacks: int = 0
     """Requests completed over HTTP instead of the socket."""
+    resumed_streams: int = 0
+    """Streams cut mid-answer whose rest was read from the stored response over HTTP."""
     retries: int = 0
     """Requests sent again after a retryable ``error`` event (429, 5xx)."""
     malformed_frames: int = 0

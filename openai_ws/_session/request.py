@@ -86,6 +86,8 @@ class RequestState:
     """Times the request was sent again after a retryable ``error`` event."""
     collected: List[Dict[str, Any]] = attrs.Factory(list)
     """``response.output_item.done`` events kept untyped for the response (RESULT mode)."""
+    last_sequence: Optional[int] = None
+    """``sequence_number`` of the last event handed to a ``stream()`` caller."""
     context: Optional[TurnContext] = None
     """For a conversation turn: the two bodies ``body`` is chosen from, per attempt."""
 

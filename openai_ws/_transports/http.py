@@ -307,6 +307,37 @@ class HTTPTransport:
         payload["stream"] = True
         return self._stream(payload, timeout, cancel, headers, query)
 
+    def resume(
+        self,
+        response_id: str,
+        *,
+        starting_after: int,
+        timeout: Optional[float] = None,
+        cancel: Optional[Cancellation] = None,
+    ) -> Iterator[ServerEvent]:
+        """``GET /responses/{id}?stream=true&starting_after=N``: the rest of a stored
+        response's events, after sequence number ``N``, as :meth:`stream` yields them."""
+        url = f"{self._responses_url}/{quote(response_id, safe='')}"
+        query = {"stream": "true", "starting_after": str(starting_after)}
+        return self._stream(None, timeout, cancel, None, query, method="GET", url=url)
+
+    def compact(
+        self,
+        body: Mapping[str, Any],
+        *,
+        timeout: Optional[float] = None,
+        cancel: Optional[Cancellation] = None,
+    ) -> Response:
+        """``POST /responses/compact``: the context of ``body`` (``model``, ``input``,
+        ``instructions``, ...) compacted into a new input window, returned as its
+        ``output`` (user messages and one ``compaction`` item)."""
+        try:
+            obj = self._json("POST", f"{self._responses_url}/compact", body, timeout, cancel)
+            return _response(obj)
+        except OpenAIWSError as exc:
+            self._scrubber.exception(exc)
+            raise
+
     def retrieve(self, response_id: str) -> Response:
         """``GET /responses/{id}``: a stored response."""
         url = f"{self._responses_url}/{quote(response_id, safe='')}"
@@ -451,33 +482,36 @@ class HTTPTransport:
 
     def _stream(
         self,
-        body: Mapping[str, Any],
+        body: Optional[Mapping[str, Any]],
         timeout: Optional[float],
         cancel: Optional[Cancellation],
         headers: Optional[Mapping[str, str]],
         query: Optional[Mapping[str, Any]],
+        *,
+        method: str = "POST",
+        url: Optional[str] = None,
     ) -> Iterator[ServerEvent]:
         scrubber = self._scrubber_for(headers)
-        url = self._responses_url
+        url = url or self._responses_url
         try:
-            with self._call("POST", url, timeout, cancel) as token:
-                yield from self._events(body, token, headers, query)
+            with self._call(method, url, timeout, cancel) as token:
+                yield from self._events(body, token, headers, query, method=method, url=url)
         except OpenAIWSError as exc:
             scrubber.exception(exc)
             raise
 
     def _events(
         self,
-        body: Mapping[str, Any],
+        body: Optional[Mapping[str, Any]],
         token: Cancellation,
         headers: Optional[Mapping[str, str]],
         query: Optional[Mapping[str, Any]],
+        *,
+        method: str,
+        url: str,
     ) -> Iterator[ServerEvent]:
         """The events of one streamed call (the body of :meth:`_stream`, inside its guard)."""
-        url = self._responses_url
-        response = self._send(
-            "POST", url, body, token, stream=True, headers=headers, query=query
-        )
+        response = self._send(method, url, body, token, stream=True, headers=headers, query=query)
         finished = False  # the body was (or will be) read to its end
         count = 0  # events yielded
         response_id: Optional[str] = None
