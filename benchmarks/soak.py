@@ -12,10 +12,11 @@ Printed (and the exit status is 1 unless all of the first four are 0):
 * ``wrong``: an answer whose text is not the request's own;
 * ``duplicates``: a stream that delivered more than one response, or text twice;
 * ``untyped``: an exception that is not an ``openai_ws.OpenAIWSError``;
-* ``unfaulted_failed``: a request without a fault of its own that failed
-  (a ``stream()`` that had already delivered events when another request's
-  fault closed the shared socket raises ``ReplayUnsafeError``: counted apart,
-  as ``unfaulted_stream_cut``, because replaying it could answer it twice);
+* ``unfaulted_failed``: a request without a fault of its own that failed;
+* ``unfaulted_stream_cut``: with ``--no-store`` only, a ``stream()`` that had
+  delivered events when another request's fault closed the shared socket
+  (``ReplayUnsafeError``: replaying it could answer it twice; a stored response
+  is read to its end over HTTP instead);
 * the outcomes of the faulted requests, by type.
 
 Run: ``python benchmarks/soak.py`` (defaults: 16 threads x 300 requests, 5 %
@@ -56,6 +57,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--token-interval", default="0.0005", help="seconds between deltas")
+    parser.add_argument(
+        "--no-store",
+        action="store_true",
+        help="send store=false: a stream cut mid-answer then has no stored response to "
+        "be read from, and raises ReplayUnsafeError (counted as unfaulted_stream_cut)",
+    )
     args = parser.parse_args(argv)
 
     counts: Counter[str] = collections.Counter()
@@ -76,7 +83,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     if fault:
                         metadata.update(rng.choice(FAULTS))
                     mode = "send" if i % 2 == 0 else "stream"
-                    kind, detail = _one(session, mode, text, metadata)
+                    kind, detail = _one(session, mode, text, metadata, not args.no_store)
                     with lock:
                         counts["requests"] += 1
                         if fault:
@@ -113,15 +120,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 1 if bad else 0
 
 
-def _one(session: Any, mode: str, text: str, metadata: Dict[str, str]) -> Tuple[str, str]:
+def _one(
+    session: Any, mode: str, text: str, metadata: Dict[str, str], store: bool
+) -> Tuple[str, str]:
     """Run one request; ``(kind, detail)`` with kind ok/wrong/duplicates/untyped/failed/cut."""
+    fields = {"model": "gpt-soak", "input": text, "metadata": metadata, "store": store}
     try:
         if mode == "send":
-            got = session.send(model="gpt-soak", input=text, metadata=metadata).output_text
+            got = session.send(**fields).output_text
             return ("ok", "") if got == text else ("wrong", got)
         ids = set()
         parts: List[str] = []
-        for event in session.stream(model="gpt-soak", input=text, metadata=metadata):
+        for event in session.stream(**fields):
             response = getattr(event, "response", None)
             if response is not None:
                 ids.add(response.id)
@@ -136,7 +146,7 @@ def _one(session: Any, mode: str, text: str, metadata: Dict[str, str]) -> Tuple[
         return "cut", ""
     except openai_ws.OpenAIWSError as exc:
         return "failed", type(exc).__name__
-    except Exception as exc:  # noqa: BLE001 - counted, that is the point
+    except Exception as exc:
         return "untyped", repr(exc)
 
 
