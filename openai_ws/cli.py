@@ -34,7 +34,7 @@ import logging
 import os
 import secrets
 import sys
-from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Union
 
 from ._version import __version__
 from .client import OpenAI
@@ -131,24 +131,26 @@ def _metadata_pair(text: str) -> str:
     return text
 
 
-def _positive_int(text: str) -> int:
+def _positive(text: str, kind: Callable[[str], Any], noun: str) -> Any:
+    """argparse type helper: ``text`` as a positive ``kind`` (``int`` or ``float``)."""
     try:
-        value = int(text)
+        value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+    if not value > 0:
+        what = noun.rsplit(maxsplit=1)[-1]
+        raise argparse.ArgumentTypeError(f"must be a positive {what}, got {text}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    number: int = _positive(text, int, "an integer")
+    return number
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+    number: float = _positive(text, float, "a number")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,12 +40,13 @@ from ._session.options import (
     DEFAULT_RECONNECT_ATTEMPTS,
     SessionOptions,
 )
+from ._stream import _StreamClosed
 from ._types import RequestFields
 from ._version import __version__
 from .conversation import Conversation
 from .errors import ConnectError, OpenAIWSError
 from .models import Response, ResponseCreateRequest
-from .session import EventStream, Extras, Session, _StreamClosed, coerce_request
+from .session import EventStream, Extras, Session, coerce_request
 
 if TYPE_CHECKING:  # requests is imported on first HTTP use, not with the package
     from ._transports.http import HTTPTransport

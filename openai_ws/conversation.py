@@ -43,6 +43,7 @@ from typing import (
     Iterator,
     List,
     Mapping,
+    NamedTuple,
     Optional,
     Sequence,
     Tuple,
@@ -116,8 +117,7 @@ class ConversationUsage:
         )
 
 
-@attrs.frozen
-class _Parent:
+class _Parent(NamedTuple):
     id: str
     stored: bool
 
@@ -303,7 +303,7 @@ class Conversation:
                 "compact_threshold": self.compact_threshold,
                 "items": json.loads(json.dumps(self._wire)),
                 "responses": [r.to_dict() for r in self._responses],
-                "parent": attrs.asdict(self._parent) if self._parent else None,
+                "parent": self._parent._asdict() if self._parent else None,
             }
 
     @classmethod

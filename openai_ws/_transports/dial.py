@@ -34,11 +34,8 @@ import ipaddress
 import socket
 import ssl
 import time
-import urllib.request
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 from urllib.parse import unquote, urlsplit
-
-import attrs
 
 from ..errors import ConnectError
 from .messages import Scrubber, os_reason
@@ -98,8 +95,7 @@ class Deadline:
         )
 
 
-@attrs.frozen
-class Target:
+class Target(NamedTuple):
     """Where a ``ws://``/``wss://`` URL points."""
 
     host: str
@@ -122,8 +118,7 @@ class Target:
         return f"{host}:{self.port}"
 
 
-@attrs.frozen(repr=False)
-class Proxy:
+class Proxy(NamedTuple):
     """A proxy to reach the target through (``scheme``: http, socks4, socks4a, socks5, socks5h)."""
 
     scheme: str
@@ -133,7 +128,7 @@ class Proxy:
     password: Optional[str] = None
 
     def __repr__(self) -> str:  # never the credentials
-        return f"Proxy({self.scheme}://{self.where})"
+        return f"Proxy({self.scheme}://{self.host}:{self.port})"
 
     @property
     def where(self) -> str:
@@ -161,6 +156,8 @@ def proxy_for(target: Target, proxy: Optional[str]) -> Optional[Proxy]:
     """The proxy to use for ``target``: ``proxy`` if given, else the environment's."""
     if proxy:
         return Proxy.parse(proxy)
+    import urllib.request  # on first connect, not with the package (it costs ~8 ms)
+
     env = urllib.request.getproxies_environment()
     value = env.get("https" if target.secure else "http")
     if not value or _bypassed(target.host, env.get("no", "")):
@@ -461,8 +458,7 @@ class HandshakeSocket:
         return getattr(self.raw, name)
 
 
-@attrs.frozen
-class Answer:
+class Answer(NamedTuple):
     """An HTTP answer head (and the part of its body that was read)."""
 
     status: int

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import errno
-import html
 import json
 import re
 import socket
@@ -60,6 +59,8 @@ class RedactedError(Exception):
 
 def _variants(secret: str) -> Set[str]:
     """``secret`` as it may appear in an echo: raw, JSON-, HTML- and URL-escaped."""
+    import html  # when a scrubber is made, not with the package
+
     found = {
         secret,
         json.dumps(secret)[1:-1],

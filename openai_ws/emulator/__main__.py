@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import List, NoReturn, Optional
+from typing import Any, Callable, List, NoReturn, Optional
 
 from ._config import STREAM_ID_MODES, EmulatorConfig
 from ._server import DEFAULT_API_KEY, Emulator
@@ -36,48 +36,45 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _number(
+    text: str, kind: Callable[[str], Any], noun: str, ok: Callable[[Any], bool], rule: str
+) -> Any:
+    """Parse ``text`` as ``kind`` (``int`` or ``float``); ``ok(value)`` or a usage error."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not {noun}: {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+    return value
+
+
 def _port(text: str) -> int:
     """argparse type of ``--port``: an integer from 0 to 65535 (RFC 6335 section 6)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, got {value}")
-    return value
+    port: int = _number(
+        text, int, "an integer", lambda v: 0 <= v <= 65535, "a port number from 0 to 65535"
+    )
+    return port
 
 
 def _seconds(text: str) -> float:
     """argparse type of durations: a number of seconds, not negative."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
-    return value
+    seconds: float = _number(text, float, "a number", lambda v: v >= 0, "0 or more seconds")
+    return seconds
 
 
 def _count(text: str) -> int:
     """argparse type of counts and sizes: a positive integer."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+    count: int = _number(text, int, "an integer", lambda v: v > 0, "a positive integer")
+    return count
 
 
 def _status(text: str) -> int:
     """argparse type of ``--upgrade-status``: an HTTP error status (400-599)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 400 <= value <= 599:
-        raise argparse.ArgumentTypeError(f"must be an HTTP error status (400-599), got {value}")
-    return value
+    status: int = _number(
+        text, int, "an integer", lambda v: 400 <= v <= 599, "an HTTP error status (400-599)"
+    )
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
