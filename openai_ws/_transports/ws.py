@@ -173,6 +173,12 @@ class WSTransport:
             )
         except (websocket.WebSocketException, dial.AnswerTooLarge, OSError, ValueError) as exc:
             failure = exc
+        else:
+            # Some websocket-client versions (1.9.0) return from connect() on a
+            # redirect when redirect_limit is 0, without raising: refuse it here.
+            answered = getattr(getattr(self._ws, "handshake_response", None), "status", 101)
+            if answered != 101:
+                failure = ValueError(f"the upgrade was answered with HTTP {answered}")
         if failure is not None:
             handshake.close()
             # Raised here, outside the except block, so that websocket-client's
