@@ -88,6 +88,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         counts["requests"] += 1
                         if fault:
                             faulted[f"{mode}:{kind}"] += 1
+                            if kind == "untyped":
+                                faulted[f"  {mode} untyped: {detail[:120]}"] += 1
                         elif kind == "ok":
                             counts["answered"] += 1
                         elif kind == "cut":
@@ -96,7 +98,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                             counts[kind] += 1
                             if kind == "failed":
                                 counts["unfaulted_failed"] += 1
-                                faulted[f"unfaulted {mode}: {detail}"] += 1
+                            if kind in ("failed", "untyped", "wrong", "duplicates"):
+                                faulted[f"unfaulted {mode} {kind}: {detail[:120]}"] += 1
 
             threads = [threading.Thread(target=worker, args=(n,)) for n in range(args.threads)]
             for thread in threads:

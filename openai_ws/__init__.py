@@ -16,7 +16,7 @@ from ._loops import RunResult
 from ._types import RequestFields, RunFields
 from ._version import __version__
 from .client import OpenAI, Responses
-from .conversation import Conversation, ConversationUsage
+from .conversation import Conversation
 from .errors import (
     APIError,
     AuthenticationError,
@@ -97,6 +97,7 @@ from .models import (
     UnknownContent,
     UnknownOutputItem,
     Usage,
+    UsageTotals,
 )
 from .session import EventStream, Session, SessionStats
 
@@ -110,7 +111,6 @@ __all__ = [
     "ConnectionClosedError",
     "ConsumerTooSlowError",
     "Conversation",
-    "ConversationUsage",
     "ErrorEvent",
     "ErrorPayload",
     "EventStream",
@@ -186,5 +186,6 @@ __all__ = [
     "UpgradeRefusedError",
     "UpgradeUnprocessableEntityError",
     "Usage",
+    "UsageTotals",
     "__version__",
 ]

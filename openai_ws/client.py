@@ -299,6 +299,9 @@ class OpenAI:
         """
         with self._http_lock:
             if self._http is None:
+                from ._transports import load_http
+
+                load_http()  # requests and urllib3, imported once, under a lock
                 from ._transports.http import HTTPTransport
 
                 verify = self._trust() if self.base_url.startswith("https") else self.verify
@@ -467,7 +470,10 @@ class Responses:
         the connection, also from another thread while one waits in ``next()``.
         The request is sent on the first ``next()``.
         """
-        from ._transports.http_cancel import Cancellation  # loaded with requests
+        from ._transports import load_http
+
+        load_http()  # requests and urllib3, imported once, under a lock
+        from ._transports.http_cancel import Cancellation
 
         body = coerce_request(request, fields, extra_body).to_dict()
         token = Cancellation(lambda: _StreamClosed("the stream was closed"))

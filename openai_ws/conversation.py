@@ -66,13 +66,14 @@ from .models import (
     Response,
     ResponseCreateRequest,
     UnknownOutputItem,
+    UsageTotals,
 )
 
 if TYPE_CHECKING:
     from .client import OpenAI
     from .session import EventStream, Session
 
-__all__ = ["Conversation", "ConversationUsage"]
+__all__ = ["Conversation"]
 
 FORMAT = "openai_ws.conversation/1"
 """The ``format`` of :meth:`Conversation.to_dict`."""
@@ -82,39 +83,6 @@ _MANAGED = ("input", "previous_response_id")
 
 TurnInput = Union[str, InputItem, Sequence[InputItem]]
 """What one turn adds: a user message as text, one item, or a list of items."""
-
-
-@attrs.frozen
-class ConversationUsage:
-    """Token totals over every response of a conversation (or a session)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    cached_tokens: int = 0
-    """Input tokens served from the prompt cache."""
-    reasoning_tokens: int = 0
-    """Output tokens spent on reasoning."""
-    responses: int = 0
-    """Responses counted."""
-
-    def add(self, response: Response) -> ConversationUsage:
-        """These totals plus ``response``'s usage (a response without usage counts as one)."""
-        usage = response.usage
-        if usage is None:
-            return attrs.evolve(self, responses=self.responses + 1)
-        cached = usage.input_tokens_details.cached_tokens if usage.input_tokens_details else 0
-        reasoning = (
-            usage.output_tokens_details.reasoning_tokens if usage.output_tokens_details else 0
-        )
-        return ConversationUsage(
-            input_tokens=self.input_tokens + usage.input_tokens,
-            output_tokens=self.output_tokens + usage.output_tokens,
-            total_tokens=self.total_tokens + usage.total_tokens,
-            cached_tokens=self.cached_tokens + cached,
-            reasoning_tokens=self.reasoning_tokens + reasoning,
-            responses=self.responses + 1,
-        )
 
 
 class _Parent(NamedTuple):
@@ -152,7 +120,7 @@ class Conversation:
         self._items: List[InputItem] = []
         self._wire: List[Dict[str, Any]] = []  # the wire dict of each item, made once
         self._responses: List[Response] = []
-        self._usage = ConversationUsage()
+        self._usage = UsageTotals()
         self._parent: Optional[_Parent] = None
         self._busy = threading.Lock()
 
@@ -174,7 +142,7 @@ class Conversation:
         return self._responses[-1] if self._responses else None
 
     @property
-    def usage(self) -> ConversationUsage:
+    def usage(self) -> UsageTotals:
         """Token totals over every turn (compaction turns included)."""
         return self._usage
 

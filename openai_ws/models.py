@@ -53,6 +53,7 @@ __all__ = [
     "UnknownContent",
     "UnknownOutputItem",
     "Usage",
+    "UsageTotals",
 ]
 
 
@@ -613,3 +614,37 @@ class Response(_Model):
             if isinstance(part, OutputRefusal)
         ]
         return "".join(parts) if parts else None
+
+
+@attrs.frozen(kw_only=True)
+class UsageTotals:
+    """Token totals over many responses: :attr:`Session.usage <openai_ws.Session.usage>`,
+    :attr:`Conversation.usage <openai_ws.Conversation.usage>`."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    """Input tokens served from the prompt cache."""
+    reasoning_tokens: int = 0
+    """Output tokens spent on reasoning."""
+    responses: int = 0
+    """Responses counted."""
+
+    def add(self, response: Response) -> "UsageTotals":
+        """These totals plus ``response``'s usage (a response without usage counts as one)."""
+        usage = response.usage
+        if usage is None:
+            return attrs.evolve(self, responses=self.responses + 1)
+        cached = usage.input_tokens_details.cached_tokens if usage.input_tokens_details else 0
+        reasoning = (
+            usage.output_tokens_details.reasoning_tokens if usage.output_tokens_details else 0
+        )
+        return UsageTotals(
+            input_tokens=self.input_tokens + usage.input_tokens,
+            output_tokens=self.output_tokens + usage.output_tokens,
+            total_tokens=self.total_tokens + usage.total_tokens,
+            cached_tokens=self.cached_tokens + cached,
+            reasoning_tokens=self.reasoning_tokens + reasoning,
+            responses=self.responses + 1,
+        )

@@ -48,7 +48,7 @@ from ._types import RequestFields, RunFields
 from .conversation import Conversation
 from .errors import SessionClosedError
 from .events import ServerEvent
-from .models import Response, ResponseCreateRequest
+from .models import Response, ResponseCreateRequest, UsageTotals
 
 if TYPE_CHECKING:
     from ._transports.http import HTTPTransport
@@ -106,6 +106,13 @@ class Session:
     def stats(self) -> SessionStats:
         """A snapshot of the session's counters."""
         return self._engine.stats()
+
+    @property
+    def usage(self) -> UsageTotals:
+        """Token totals over every answer this session delivered: over the socket, the
+        HTTP fallback or a resumed stream, each answer once (replays and retries are
+        not counted twice)."""
+        return self._engine.usage
 
     @property
     def closed(self) -> bool:

@@ -453,7 +453,9 @@ def test_waiting_senders_end_at_their_own_deadline_while_a_reconnect_hangs() -> 
         elapsed = time.monotonic() - started
         server.hung.set()
     assert elapsed < 2.0, elapsed
-    assert all(isinstance(o, (openai_ws.RequestTimeoutError, ConnectError)) for o in outcomes), outcomes
+    assert all(isinstance(o, (openai_ws.RequestTimeoutError, ConnectError)) for o in outcomes), (
+        outcomes
+    )
 
 
 # -- 11. root causes --------------------------------------------------------------------
@@ -480,8 +482,13 @@ def test_long_retry_hint_on_the_socket_raises_with_retry_after() -> None:
     """A 429 asking for 120 s is not slept on: RateLimitError with retry_after at once."""
 
     def script(transport: FakeTransport, frame_: Dict[str, Any]) -> None:
-        event = error_event(429, "rate_limit_exceeded", "slow down", kind="rate_limit_error",
-                            lane=frame_.get("stream_id"))
+        event = error_event(
+            429,
+            "rate_limit_exceeded",
+            "slow down",
+            kind="rate_limit_error",
+            lane=frame_.get("stream_id"),
+        )
         event["error"]["headers"] = {"retry-after": "120"}
         transport.push(event)
 
@@ -500,8 +507,15 @@ def test_status_less_overloaded_error_is_retried() -> None:
 
     def script(transport: FakeTransport, frame_: Dict[str, Any]) -> None:
         if len(transport.server.sent) == 1:
-            transport.push(error_event(None, "server_is_overloaded", "try again in 10ms",
-                                       kind="server_error", lane=frame_.get("stream_id")))
+            transport.push(
+                error_event(
+                    None,
+                    "server_is_overloaded",
+                    "try again in 10ms",
+                    kind="server_error",
+                    lane=frame_.get("stream_id"),
+                )
+            )
         else:
             echo_script(transport, frame_)
 
@@ -590,3 +604,47 @@ def test_close_while_a_send_is_stuck_returns_within_close_timeout() -> None:
     assert closing < 1.5, closing
     assert not worker.is_alive()
     assert errors and isinstance(errors[0], openai_ws.OpenAIWSError), errors
+
+
+# -- session.usage -------------------------------------------------------------------
+
+
+def test_session_usage_counts_every_answer_once(emulator: Emulator) -> None:
+    """session.usage sums the answers of send, stream, a replay and an HTTP fallback, once each."""
+    client = openai_ws.OpenAI(api_key=EMULATOR_API_KEY, base_url=emulator.base_url)
+    with client.ws_session() as session:
+        answers = [
+            session.send(ask("one two")),
+            session.send(
+                ask("a replayed one", emulator_close_code="1011", emulator_close_times="1")
+            ),
+            session.send(ask("over http", emulator_close_code="1000", emulator_close_times="1")),
+        ]
+        final = [e for e in session.stream(ask("a stream")) if e.type == "response.completed"]
+        answers.append(final[0].response)  # type: ignore[attr-defined]
+        usage = session.usage
+        stats = session.stats
+    client.close()
+    assert stats.replays == 1 and stats.http_fallbacks == 1
+    assert usage.responses == 4
+    assert usage.input_tokens == sum(a.usage.input_tokens for a in answers if a.usage)
+    assert usage.output_tokens == sum(a.usage.output_tokens for a in answers if a.usage)
+    assert usage.total_tokens == sum(a.usage.total_tokens for a in answers if a.usage)
+
+
+def test_session_usage_of_a_resumed_stream_counts_once(emulator: Emulator) -> None:
+    """A stored stream cut mid-answer and read to its end over HTTP is one answer."""
+    client = openai_ws.OpenAI(api_key=EMULATOR_API_KEY, base_url=emulator.base_url)
+    with client.ws_session() as session:
+        cut = ask(
+            "a b c d e f g",
+            emulator_close_code="1006",
+            emulator_close_after="4",
+            emulator_token_interval="0.01",
+        )
+        events = list(session.stream(cut))
+        assert session.stats.resumed_streams == 1
+        assert session.usage.responses == 1
+        done = events[-1].response  # type: ignore[attr-defined]
+        assert session.usage.output_tokens == done.usage.output_tokens
+    client.close()

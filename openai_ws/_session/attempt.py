@@ -370,6 +370,8 @@ def events(
                 sequence = getattr(action.event, "sequence_number", None)
                 if isinstance(sequence, int):
                     request.last_sequence = sequence
+                if finished:
+                    engine.count_answer(action.event)
                 yield action.event
                 if finished:
                     return
@@ -496,7 +498,9 @@ def over_http(
             request.body = request.http_body()
             body = {k: v for k, v in request.body.items() if k != "stream_id"}
             try:
-                yield from _http_attempt(transport, body, request, deadline, token)
+                for event in _http_attempt(transport, body, request, deadline, token):
+                    engine.count_answer(event)
+                    yield event
                 return
             except PreviousResponseNotFoundError:
                 context = request.context
@@ -539,6 +543,7 @@ def resume_over_http(
                     "request %d: reading the rest of %s over HTTP", request.key, resume.response_id
                 )
             request.delivered += 1
+            engine.count_answer(event)
             yield event
     except OpenAIWSError as exc:
         if started:

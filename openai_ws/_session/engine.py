@@ -52,6 +52,8 @@ from ..errors import (
     RequestTimeoutError,
     SessionClosedError,
 )
+from ..events import FINAL_RESPONSE_EVENTS
+from ..models import UsageTotals
 from .connection import Connection, TransportFactory
 from .fallback import ConnectVerdict, FallbackPolicy, connect_verdict
 from .inbox import Inbox, Lost, Rejected
@@ -97,6 +99,7 @@ class Engine:
         self._close_signalled = False
         self._keys = itertools.count(1)
         self._stats: Dict[str, int] = dict.fromkeys(attrs.fields_dict(SessionStats), 0)
+        self._usage = UsageTotals()
         # Tokens of the HTTP calls running now; close() cancels them.
         self._http_calls: Set[Cancellation] = set()
         _ENGINES.add(self)
@@ -110,6 +113,20 @@ class Engine:
     def stats(self) -> SessionStats:
         with self._lock:
             return SessionStats(**self._stats)
+
+    def count_answer(self, event: Any) -> None:
+        """Add the usage of a final response event to the session's totals.
+
+        Called once per answer a caller receives (socket, HTTP fallback or a
+        resumed stream alike), so replays and retries are counted once.
+        """
+        if isinstance(event, FINAL_RESPONSE_EVENTS):
+            with self._lock:
+                self._usage = self._usage.add(event.response)
+
+    @property
+    def usage(self) -> UsageTotals:
+        return self._usage
 
     @property
     def closed(self) -> bool:
@@ -488,7 +505,10 @@ class Engine:
 
     def begin_http_call(self) -> Cancellation:
         """A token for one HTTP call, which :meth:`close` cancels."""
-        from .._transports.http_cancel import Cancellation  # loaded with requests, on first use
+        from .._transports import load_http
+
+        load_http()  # requests and urllib3, imported once, under a lock
+        from .._transports.http_cancel import Cancellation
 
         token = Cancellation(lambda: SessionClosedError("the session was closed"))
         with self._lock:
