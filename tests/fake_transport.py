@@ -227,6 +227,42 @@ class FakeServer:
         return self.transports[-1]
 
 
+class FakeHTTP:
+    """An HTTP transport stand-in (``Session(options, http=lambda: fake, ...)``).
+
+    It records every body it is given (a deep copy) and answers ``create`` and
+    ``stream`` with the text ``reply(body)`` (default ``http:<input>``), or
+    raises ``error`` when one is set.
+    """
+
+    def __init__(
+        self,
+        reply: Optional[Callable[[Dict[str, Any]], str]] = None,
+        error: Optional[BaseException] = None,
+    ) -> None:
+        self.reply = reply or (lambda body: f"http:{body.get('input')}")
+        self.error = error
+        self.bodies: List[Dict[str, Any]] = []
+
+    def _take(self, body: Mapping[str, Any]) -> str:
+        self.bodies.append(json.loads(json.dumps(body)))
+        if self.error is not None:
+            raise self.error
+        return self.reply(self.bodies[-1])
+
+    def create(self, body: Mapping[str, Any], *, timeout: Any = None, cancel: Any = None) -> Any:
+        from openai_ws._convert import parse_response
+
+        return parse_response(response("resp_http", text=self._take(body)))
+
+    def stream(self, body: Mapping[str, Any], *, timeout: Any = None, cancel: Any = None) -> Any:
+        from openai_ws._convert import structure_event
+
+        text = self._take(body)
+        for event in answer("resp_http", text, None):
+            yield structure_event(event)
+
+
 def echo_script(transport: FakeTransport, frame: Dict[str, Any]) -> None:
     """Answer every create at once with the text of its ``input``, on its lane."""
     rid = f"resp_{len(transport.server.sent)}"

@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 import socket
 import threading
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -38,6 +38,29 @@ def frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
     if n < 1 << 16:
         return bytes([first, 126]) + n.to_bytes(2, "big") + payload
     return bytes([first, 127]) + n.to_bytes(8, "big") + payload
+
+
+def response(rid: str, status: str, text: str = "") -> Dict[str, Any]:
+    """A minimal Response object for a scripted server's events (``text``: one message)."""
+    output = []
+    if text:
+        output = [
+            {
+                "type": "message",
+                "id": "msg_1",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
+            }
+        ]
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": 1,
+        "status": status,
+        "model": "m",
+        "output": output,
+    }
 
 
 def _read_exact(conn: socket.socket, n: int) -> bytes:

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 from fake_transport import (
+    FakeHTTP,
     FakeServer,
     FakeTransport,
     answer,
@@ -20,13 +21,11 @@ from fake_transport import (
     error_event,
     options,
 )
-from fake_transport import response as response_object
 
 from openai_ws import (
     ConnectionClosedError,
     RateLimitError,
     ReplayUnsafeError,
-    Response,
     ResponseCompleted,
     ResponseOutputTextDelta,
     SessionClosedError,
@@ -45,26 +44,6 @@ def server() -> FakeServer:
 def session(server: FakeServer) -> Iterator[Session]:
     with Session(options(), transport=server.factory) as s:
         yield s
-
-
-class FakeHTTP:
-    """An HTTP transport stand-in: answers ``create`` with a fixed text."""
-
-    def __init__(self) -> None:
-        self.bodies: List[Dict[str, Any]] = []
-
-    def create(self, body: Dict[str, Any], *, timeout: Any = None, cancel: Any = None) -> Response:
-        from openai_ws._convert import parse_response
-
-        self.bodies.append(dict(body))
-        return parse_response(response_object("resp_http", text=f"http:{body.get('input')}"))
-
-    def stream(self, body: Dict[str, Any], *, timeout: Any = None, cancel: Any = None) -> Any:
-        from openai_ws._convert import structure_event
-
-        self.bodies.append(dict(body))
-        for event in answer("resp_http", f"http:{body.get('input')}", None):
-            yield structure_event(event)
 
 
 def test_send_returns_the_scripted_answer(server: FakeServer, session: Session) -> None:

@@ -11,11 +11,11 @@ import threading
 from typing import Any, Dict, List
 
 import pytest
-from fake_transport import FakeServer, FakeTransport, answer, error_event, options
+from fake_transport import FakeHTTP, FakeServer, FakeTransport, answer, error_event, options
 from fake_transport import response as response_object
 
 import openai_ws
-from openai_ws import Conversation, InputMessage, OutputMessage, Response, ResponseCompleted
+from openai_ws import Conversation, InputMessage, OutputMessage, ResponseCompleted
 from openai_ws.session import Session
 
 
@@ -46,19 +46,6 @@ def script_answering(ids: Counter) -> Any:
         transport.push(*answer(rid, f"re:{text_of(frame)}", frame.get("stream_id")))
 
     return script
-
-
-class FakeHTTP:
-    """Answers ``create`` over "HTTP" and records the bodies."""
-
-    def __init__(self) -> None:
-        self.bodies: List[Dict[str, Any]] = []
-
-    def create(self, body: Dict[str, Any], *, timeout: Any = None, cancel: Any = None) -> Response:
-        from openai_ws._convert import parse_response
-
-        self.bodies.append(json.loads(json.dumps(body)))
-        return parse_response(response_object("resp_http", text=f"re:{text_of(body)}"))
 
 
 @pytest.fixture
@@ -122,7 +109,7 @@ def test_a_silent_close_sends_the_whole_context_over_http() -> None:
             answer_normally(transport, frame)
 
     server = FakeServer(script)
-    http = FakeHTTP()
+    http = FakeHTTP(lambda body: f"re:{text_of(body)}")
     with Session(options(), http=lambda: http, transport=server.factory) as session:  # type: ignore[arg-type,return-value]
         conv = session.conversation(model="m", store=False)
         conv.send("one")

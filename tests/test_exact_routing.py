@@ -17,8 +17,15 @@ import time
 from typing import Any, Dict, List, Optional
 
 import pytest
-from fake_transport import FakeServer, FakeTransport, answer, echo_script, error_event, options
-from fake_transport import response as response_object
+from fake_transport import (
+    FakeHTTP,
+    FakeServer,
+    FakeTransport,
+    answer,
+    echo_script,
+    error_event,
+    options,
+)
 from servers import SilentServer, frame
 
 import openai_ws
@@ -26,7 +33,6 @@ from openai_ws import (
     ConnectionClosedError,
     PermissionDeniedError,
     RateLimitError,
-    Response,
     ResponseCreateRequest,
 )
 from openai_ws._transports.ws import Closed
@@ -42,22 +48,6 @@ def ask(text: str, **metadata: str) -> ResponseCreateRequest:
     return ResponseCreateRequest(
         model="gpt-4o-mini", input=text, metadata=dict(metadata) if metadata else None
     )
-
-
-class FakeHTTP:
-    """An HTTP transport stand-in: answers ``create`` with ``http:<input>`` (or raises)."""
-
-    def __init__(self, error: Optional[BaseException] = None) -> None:
-        self.bodies: List[Dict[str, Any]] = []
-        self.error = error
-
-    def create(self, body: Dict[str, Any], *, timeout: Any = None, cancel: Any = None) -> Response:
-        from openai_ws._convert import parse_response
-
-        self.bodies.append(dict(body))
-        if self.error is not None:
-            raise self.error
-        return parse_response(response_object("resp_http", text=f"http:{body.get('input')}"))
 
 
 def concurrently(*calls: Any, gap: float = 0.05) -> List[Any]:

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, NamedTuple, Optional
 
 import pytest
 from fake_transport import FakeServer, FakeTransport, answer, echo_script, options
-from servers import RecordingServer, frame, frame_header
+from servers import RecordingServer, frame, frame_header, response
 
 from openai_ws import OpenAI, ProtocolError, Session
 from openai_ws._session.options import DEFAULT_MAX_MESSAGE_SIZE
@@ -287,28 +287,6 @@ def test_a_read_that_runs_out_of_memory_closes_with_1009() -> None:
 # -- whole sessions against scripted hostile servers ------------------------------------------
 
 
-def response(rid: str, status: str, text: str = "") -> Dict[str, Any]:
-    output = []
-    if text:
-        output = [
-            {
-                "type": "message",
-                "id": "msg_1",
-                "role": "assistant",
-                "status": "completed",
-                "content": [{"type": "output_text", "text": text, "annotations": []}],
-            }
-        ]
-    return {
-        "id": rid,
-        "object": "response",
-        "created_at": 1,
-        "status": status,
-        "model": "m",
-        "output": output,
-    }
-
-
 def event(request_text: str, **fields: Any) -> bytes:
     """A text frame with an event, tagged with the request's lane as a server does."""
     request = json.loads(request_text)
@@ -363,11 +341,10 @@ def test_json_nested_100000_deep_is_a_malformed_frame_and_the_reader_lives() -> 
         nested = b"[" * 100_000 + b"]" * 100_000
         return [created(request), frame(0x1, nested), completed(request, "alive")]
 
-    with RecordingServer(script) as server:
-        with session_for(server) as session:
-            assert session.send(model="m", input="hi", timeout=5).output_text == "alive"
-            assert session.stats.malformed_frames == 1
-            assert session.stats.connects == 1
+    with RecordingServer(script) as server, session_for(server) as session:
+        assert session.send(model="m", input="hi", timeout=5).output_text == "alive"
+        assert session.stats.malformed_frames == 1
+        assert session.stats.connects == 1
 
 
 def test_an_oversized_message_closes_with_1009_and_fails_the_request_fast() -> None:

@@ -10,7 +10,7 @@ import json
 from typing import Any, Callable, Dict, List
 
 import pytest
-from servers import SilentServer, frame
+from servers import SilentServer, frame, response
 
 from openai_ws import (
     OpenAI,
@@ -20,28 +20,6 @@ from openai_ws import (
 )
 
 KEY = "sk-wire-test"
-
-
-def response(rid: str, status: str, text: str = "") -> Dict[str, Any]:
-    output = []
-    if text:
-        output = [
-            {
-                "type": "message",
-                "id": "msg_1",
-                "role": "assistant",
-                "status": "completed",
-                "content": [{"type": "output_text", "text": text, "annotations": []}],
-            }
-        ]
-    return {
-        "id": rid,
-        "object": "response",
-        "created_at": 1,
-        "status": status,
-        "model": "m",
-        "output": output,
-    }
 
 
 def text_frame(event: Dict[str, Any]) -> bytes:

@@ -316,9 +316,13 @@ class Engine:
             choices = [(request.body, _frame_text(request.body))]
         else:
             # Both ways of sending the turn are serialised before anything is
-            # registered; the socket decides which one leaves.
-            choices = [(context.delta, _frame_text(context.delta))]
-            choices.append((context.full, _frame_text(context.full)))
+            # registered; the socket decides which one leaves. A turn that can
+            # only go whole (a first turn, a parent not found) is serialised once.
+            full = (context.full, _frame_text(context.full))
+            if context.whole or context.delta is context.full:
+                choices = [full, full]
+            else:
+                choices = [(context.delta, _frame_text(context.delta)), full]
         with self._sending(deadline):
             while True:
                 conn = self._connect_or_fallback(deadline)
