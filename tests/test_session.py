@@ -178,9 +178,13 @@ def test_timeout_raises_and_never_leaks(client: OpenAI) -> None:
 
 
 def test_event_timeout_bounds_the_wait_for_each_event(client: OpenAI) -> None:
-    """event_timeout fails a request whose next event is late."""
-    with client.ws_session(event_timeout=0.1) as session:
-        slow = ask("a b c", metadata={"emulator_token_interval": "0.5"})
+    """event_timeout fails a request whose next event is late.
+
+    The bound is generous enough (0.5 s) for the quick request's events to
+    arrive in time on a loaded CI machine; the slow one's tokens come 5 s apart.
+    """
+    with client.ws_session(event_timeout=0.5) as session:
+        slow = ask("a b c", metadata={"emulator_token_interval": "5"})
         with pytest.raises(RequestTimeoutError, match="next event"):
             session.send(slow)
         assert session.send(ask("quick")).output_text == "quick"
