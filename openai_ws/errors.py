@@ -18,6 +18,7 @@ The tree::
     ├── SessionClosedError           the session was closed (by you or by GC)
     ├── ConsumerTooSlowError         a request's bounded queue overflowed
     ├── RequestTimeoutError          also a builtin ``TimeoutError``
+    ├── SteerError                   a steer was not applied (see below)
     └── APIError                     the server answered with an error
         ├── BadRequestError          400
         │   └── PreviousResponseNotFoundError
@@ -35,6 +36,16 @@ A refused WebSocket upgrade raises the same class as the same answer over HTTP
 ``except ConnectError`` both catch (likewise 400, 403, 404, 409, 422, 429 and
 5xx); other statuses (426, 405, ...) raise :class:`UpgradeRefusedError`
 itself, which is both a ``ConnectError`` and an ``APIError``.
+
+A steer (:meth:`EventStream.steer <openai_ws.EventStream.steer>`) that is not
+applied raises a :class:`SteerError` from :meth:`Steer.result
+<openai_ws.Steer.result>`: :class:`SteerFailedError` when the server answered
+``response.steer.failed`` (one subclass per documented ``error.code``; an
+unknown code raises ``SteerFailedError`` itself), :class:`SteerLostError` when
+no answer can come any more (the socket closed, the response ended with an
+error), :class:`SteerTimeoutError` (also a ``TimeoutError``) when the wait
+ended first, and :class:`SteeringUnavailableError` when the request is not on
+a WebSocket (an HTTP stream or fallback cannot be steered).
 """
 
 from __future__ import annotations
@@ -60,6 +71,18 @@ __all__ = [
     "ReplayUnsafeError",
     "RequestTimeoutError",
     "SessionClosedError",
+    "SteerError",
+    "SteerFailedError",
+    "SteerInvalidInputError",
+    "SteerLostError",
+    "SteerResponseCompletedError",
+    "SteerResponseNotActiveError",
+    "SteerResponseNotFoundError",
+    "SteerSuccessorFailedError",
+    "SteerTimeoutError",
+    "SteeringNotSupportedError",
+    "SteeringUnavailableError",
+    "TooManyPendingSteersError",
     "TransportError",
     "UnprocessableEntityError",
     "UpgradeAuthenticationError",
@@ -72,6 +95,7 @@ __all__ = [
     "UpgradeRefusedError",
     "UpgradeUnprocessableEntityError",
     "api_error_from_payload",
+    "steer_error_from_payload",
     "upgrade_error_from_payload",
 ]
 
@@ -495,3 +519,115 @@ def upgrade_error_from_payload(
         param=plain.param,
         headers=plain.headers,
     )
+
+
+# --------------------------------------------------------------------------
+# Steering
+# --------------------------------------------------------------------------
+
+
+class SteerError(OpenAIWSError):
+    """A steer was not applied to its response.
+
+    ``code`` is the server's ``error.code`` (``None`` when the server never
+    answered), ``input`` the steering input as sent (returned by the server on
+    failure, so nothing is lost), ``steer_id`` the id the server gave the steer
+    (``None`` if it failed before one was allocated) and ``response_id`` the
+    response it was meant to steer.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: Optional[str] = None,
+        input: Any = None,
+        steer_id: Optional[str] = None,
+        response_id: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.input = input
+        self.steer_id = steer_id
+        self.response_id = response_id
+
+    def __str__(self) -> str:
+        return f"{self.message} (code={self.code})" if self.code else self.message
+
+
+class SteerFailedError(SteerError):
+    """The server refused the steer (``response.steer.failed``)."""
+
+
+class SteerResponseNotFoundError(SteerFailedError):
+    """``response_not_found``: the response is not available on this socket."""
+
+
+class SteerInvalidInputError(SteerFailedError):
+    """``invalid_input``: the steer or its input failed validation."""
+
+
+class SteeringNotSupportedError(SteerFailedError):
+    """``steering_not_supported``: the model or the response's mode cannot be steered
+    (only newer model families can; a ``conversation`` or automatic compaction cannot)."""
+
+
+class TooManyPendingSteersError(SteerFailedError):
+    """``too_many_pending_steers``: too much steering input is waiting for this response."""
+
+
+class SteerResponseCompletedError(SteerFailedError):
+    """``response_already_completed``: the response finished before the steer arrived."""
+
+
+class SteerResponseNotActiveError(SteerFailedError):
+    """``response_not_active``: the response no longer accepts steering input."""
+
+
+class SteerSuccessorFailedError(SteerFailedError):
+    """``successor_creation_failed``: the steer was accepted, but the response that
+    should have carried it could not be created."""
+
+
+class SteerLostError(SteerError):
+    """No answer to the steer can come any more: its socket closed, or its response
+    ended with an error, before the server said what became of it. Steering input
+    lives only on the socket it was sent on; it is never sent again."""
+
+
+class SteerTimeoutError(SteerError, TimeoutError):
+    """The wait for the steer's outcome ended first (the steer may still be applied)."""
+
+
+class SteeringUnavailableError(SteerError):
+    """The request cannot be steered: it is not running on a WebSocket (an HTTP
+    stream or a fallback to HTTP), or it has not been sent."""
+
+
+_STEER_BY_CODE: dict[str, type[SteerFailedError]] = {
+    "response_not_found": SteerResponseNotFoundError,
+    "invalid_input": SteerInvalidInputError,
+    "steering_not_supported": SteeringNotSupportedError,
+    "too_many_pending_steers": TooManyPendingSteersError,
+    "response_already_completed": SteerResponseCompletedError,
+    "response_not_active": SteerResponseNotActiveError,
+    "successor_creation_failed": SteerSuccessorFailedError,
+}
+
+
+def steer_error_from_payload(
+    error: Mapping[str, Any],
+    *,
+    input: Any = None,
+    steer_id: Optional[str] = None,
+    response_id: Optional[str] = None,
+) -> SteerFailedError:
+    """The :class:`SteerFailedError` (subclass, by ``code``) of a ``response.steer.failed``
+    event's inner ``error`` object."""
+    code = error.get("code")
+    code = code if isinstance(code, str) else None
+    message = error.get("message")
+    text = message if isinstance(message, str) and message else "the steer failed"
+    cls = _STEER_BY_CODE.get(code or "", SteerFailedError)
+    return cls(text, code=code, input=input, steer_id=steer_id, response_id=response_id)

@@ -20,6 +20,16 @@ Routing rules (see docs/architecture.md, "Lanes"):
   ``stream_id``: it runs every request, tagged or not, on one FIFO in the
   order the frames were sent, and so does the routing from then on. A session
   carries that knowledge to its next sockets (``lanes_ignored=True``).
+* A ``response.steer.*`` event belongs to the request whose response it names
+  (``steer.previous_response_id``), wherever it arrives: a steer's answer may
+  come after its response's terminal event. A request with a steer still
+  unanswered (or accepted and not yet carried by a successor) does not end
+  at its response's terminal event: the server may follow it with a
+  successor response (``response.created`` whose ``previous_response_id`` is
+  that response) that carries the steer, or answer the steer
+  (``response.steer.pending`` / ``.failed``); either settles it. Any other
+  event on its lane means the server moved on: the request ends there, and the
+  event is routed as if it had already ended.
 * An untagged ``error`` naming ``stream_id`` means the server rejects lanes. It
   belongs to the oldest tagged request that has not started (the server answers
   creates in order); that request never ran and is handed back for a replay on
@@ -37,15 +47,22 @@ import attrs
 
 from ..events import RESPONSE_EVENT_TYPES, TERMINAL_EVENT_TYPES
 
+STEER_EVENT_TYPES = frozenset(
+    {"response.steer.accepted", "response.steer.pending", "response.steer.failed"}
+)
+"""The server's answers to a ``response.steer`` (WebSocket only)."""
+
 __all__ = [
     "CONNECTION_LIMIT",
     "MAX_ACTIVE_RESPONSES",
     "MAX_LANE_NAMES",
     "PROTOCOL_CLOSES",
+    "STEER_EVENT_TYPES",
     "CloseKind",
     "ConnectionCore",
     "Pending",
     "Route",
+    "SteerRecord",
     "classify_close",
     "error_code",
     "is_connection_limit",
@@ -131,6 +148,26 @@ def is_lane_rejection(event: Mapping[str, Any]) -> bool:
 
 
 @attrs.define(eq=False)
+class SteerRecord:
+    """One steer sent for a request, as the core sees it."""
+
+    key: int
+    """The session's id of the steer."""
+    response_id: str
+    """The response it was sent to steer."""
+    status: str = "sent"
+    """``sent`` (no answer yet), ``accepted``, then ``applied`` (a successor carries
+    it), ``pending`` (it waits for tool output), ``failed`` or ``lost``."""
+    steer_id: Optional[str] = None
+    """The server's id of the steer, once it gave one."""
+
+    @property
+    def open(self) -> bool:
+        """The server still owes an outcome: sent, or accepted and not yet applied."""
+        return self.status in ("sent", "accepted")
+
+
+@attrs.define(eq=False)
 class Pending:
     """One request in flight on a connection, as the core sees it."""
 
@@ -146,6 +183,15 @@ class Pending:
     """The response id once ``response.created`` (or any lifecycle event) arrived."""
     order: int = 0
     """Position in the socket's send order."""
+    steers: List[SteerRecord] = attrs.Factory(list)
+    """Steers sent for this request whose outcome the server still owes."""
+    settling: bool = False
+    """Its response's terminal event arrived while a steer was open: the request
+    ends when the steers settle (or a successor response goes on with them)."""
+    settled_completed: bool = False
+    """That terminal event completed the response (for the lane's cache)."""
+    earlier_ids: List[str] = attrs.Factory(list)
+    """Ids of the responses this request had before a steered successor."""
 
 
 @attrs.define
@@ -157,6 +203,13 @@ class Route:
     """The event ends its request: the request is no longer in flight."""
     rejected: bool = False
     """The event refused the request's lane; it never ran and may be replayed."""
+    steer: Optional[SteerRecord] = None
+    """The steer a ``response.steer.*`` event answered (its status already updated)."""
+    applied: List[SteerRecord] = attrs.Factory(list)
+    """Steers that the successor response this event creates carries."""
+    settling: bool = False
+    """The event is its response's terminal event, but the request goes on until its
+    open steers settle (``terminal`` is False)."""
 
 
 @attrs.define(eq=False)
@@ -197,6 +250,8 @@ class ConnectionCore:
         self._inflight: List[Pending] = []  # every unfinished request, in send order
         self._order = itertools.count()
         self._clock = itertools.count(1)  # logical time for least-recently-used lanes
+        self.ended: List[Pending] = []
+        """Settling requests ended by events that were not theirs (see :meth:`take_ended`)."""
 
     # -- requests -------------------------------------------------------------
 
@@ -300,8 +355,31 @@ class ConnectionCore:
         thread that consumes them). A terminal route also removes the request
         from the books and records the lane's latest response.
         """
-        stream_id = event.get("stream_id")
         event_type = event.get("type")
+        if event_type in STEER_EVENT_TYPES:
+            return self._route_steer(event)
+        while True:
+            route = self._route(event, event_type)
+            if route is None or not route.pending.settling or self._continues(route, event):
+                break
+            # The server moved on without a successor or an answer: the settling
+            # request is over, and the event belongs to someone else.
+            self.end_settling(route.pending)
+            self.ended.append(route.pending)
+        if route is None:
+            return None
+        return self._account(route, event, event_type)
+
+    def take_ended(self) -> List[Pending]:
+        """Settling requests that the events routed since the last call ended
+        without being theirs (the server moved on without settling their steers;
+        those steers are ``lost``). Their callers still wait for an end."""
+        ended, self.ended = self.ended, []
+        return ended
+
+    def _route(self, event: Mapping[str, Any], event_type: Any) -> Optional[Route]:
+        """The request ``event`` belongs to by lane and order (nothing recorded yet)."""
+        stream_id = event.get("stream_id")
         rejected = False
         target: Optional[Pending]
         if stream_id is not None:
@@ -332,17 +410,118 @@ class ConnectionCore:
                 target = self._inflight[0]
         if target is None:
             return None
-        terminal = rejected or event_type in TERMINAL_EVENT_TYPES
-        if not rejected:
-            target.events += 1
-            if event_type in RESPONSE_EVENT_TYPES:
-                response = event.get("response")
-                response_id = _text(response.get("id")) if isinstance(response, dict) else None
-                if response_id:
-                    target.response_id = response_id
-        if terminal:
-            self._finish(target, completed=event_type in ("response.completed", "response.done"))
-        return Route(target, terminal, rejected)
+        return Route(target, rejected, rejected)
+
+    @staticmethod
+    def _continues(route: Route, event: Mapping[str, Any]) -> bool:
+        """Whether ``event`` goes on with the settling request of ``route``: a
+        successor response continuing its response, or an error about it."""
+        pending = route.pending
+        if event.get("type") == "error":
+            return True
+        if event.get("type") != "response.created":
+            return False
+        response = event.get("response")
+        parent = response.get("previous_response_id") if isinstance(response, dict) else None
+        return parent is not None and parent == pending.response_id
+
+    def _account(self, route: Route, event: Mapping[str, Any], event_type: Any) -> Route:
+        """Record ``event`` on its request and decide whether it ends it."""
+        target = route.pending
+        if route.rejected:
+            self._finish(target, completed=False)
+            return route
+        target.events += 1
+        if event_type in RESPONSE_EVENT_TYPES:
+            response = event.get("response")
+            response_id = _text(response.get("id")) if isinstance(response, dict) else None
+            if response_id:
+                if target.settling and event_type == "response.created":
+                    # A successor goes on with the steers accepted so far.
+                    target.settling = False
+                    route.applied = [s for s in target.steers if s.status == "accepted"]
+                    for steer in route.applied:
+                        steer.status = "applied"
+                    target.steers = [s for s in target.steers if s.open]
+                if target.response_id and response_id != target.response_id:
+                    target.earlier_ids.append(target.response_id)
+                target.response_id = response_id
+        completed = event_type in ("response.completed", "response.done")
+        if event_type in TERMINAL_EVENT_TYPES:
+            if event_type != "error" and any(s.open for s in target.steers):
+                target.settling = True
+                target.settled_completed = completed
+                route.settling = True
+                return route
+            route.terminal = True
+            self._finish(target, completed=completed)
+        return route
+
+    def end_settling(self, pending: Pending) -> None:
+        """End a settling request: its open steers are lost."""
+        for steer in pending.steers:
+            if steer.open:
+                steer.status = "lost"
+        pending.settling = False
+        self._finish(pending, completed=pending.settled_completed)
+
+    # -- steering -------------------------------------------------------------
+
+    def steer(self, pending: Pending, key: int) -> SteerRecord:
+        """Register a steer about to be sent for ``pending``'s running response.
+
+        Call it before the frame leaves (like :meth:`open`); the response id must
+        be known (``response.created`` arrived).
+        """
+        if pending.response_id is None or pending not in self._inflight:
+            raise ValueError("the request has no running response on this socket")
+        record = SteerRecord(key, pending.response_id)
+        pending.steers.append(record)
+        return record
+
+    def _route_steer(self, event: Mapping[str, Any]) -> Optional[Route]:
+        """Route a ``response.steer.*`` event by the response it names."""
+        steer = event.get("steer")
+        steer = steer if isinstance(steer, dict) else {}
+        response_id = _text(steer.get("previous_response_id"))
+        steer_id = _text(steer.get("id"))
+        target = None
+        if response_id is not None:
+            target = next(
+                (
+                    p
+                    for p in self._inflight
+                    if p.response_id == response_id or response_id in p.earlier_ids
+                ),
+                None,
+            )
+        if target is None:
+            return None
+        target.events += 1
+        event_type = event.get("type")
+        record = None
+        if steer_id is not None:
+            record = next((s for s in target.steers if s.steer_id == steer_id), None)
+        if record is None:
+            # Answers come in the order the steers were sent: the oldest unanswered.
+            wanted = "accepted" if event_type == "response.steer.pending" else "sent"
+            record = next((s for s in target.steers if s.status == wanted), None)
+            if record is None and event_type != "response.steer.accepted":
+                record = next((s for s in target.steers if s.open), None)
+        route = Route(target, False, steer=record)
+        if record is not None:
+            if steer_id is not None:
+                record.steer_id = steer_id
+            record.status = {
+                "response.steer.accepted": "accepted",
+                "response.steer.pending": "pending",
+            }.get(str(event_type), "failed")
+            target.steers = [s for s in target.steers if s.open]
+        if target.settling and not target.steers:
+            target.settling = False
+            route.terminal = True
+            self._finish(target, completed=target.settled_completed)
+        return route
 
     def caches(self, response_id: str) -> bool:
         """True when a request continuing ``response_id`` sent now finds it in this

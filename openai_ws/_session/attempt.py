@@ -66,7 +66,7 @@ from ..events import (
     ServerEvent,
 )
 from ..models import Response
-from .inbox import Failure, Lost, Rejected
+from .inbox import Failure, Lost, Rejected, Settled, Settling
 from .options import SessionOptions
 from .request import Mode, RequestState
 
@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Collect",
     "Deliver",
+    "End",
     "Fallback",
     "Raise",
     "Resend",
@@ -152,7 +153,12 @@ class Resume(NamedTuple):
     cause: Optional[BaseException]
 
 
-Action = Union[Deliver, Collect, Skip, Raise, Resend, Fallback, Resume]
+class End(NamedTuple):
+    """The request is over with what was delivered: a steered response ended and
+    no successor followed (the steer's socket closed, or the server moved on)."""
+
+
+Action = Union[Deliver, Collect, Skip, Raise, Resend, Fallback, Resume, End]
 
 
 def decide(
@@ -179,6 +185,15 @@ def decide(
         return _decide_error(
             item, request, opts, now=now, deadline=deadline, jitter=jitter, wall_time=wall_time
         )
+    if isinstance(item, Settling):
+        # A terminal event that does not end the request: its steer may go on.
+        action = _decide_event(item.event, Mode.EVENTS)
+        return Deliver(action.event, False) if isinstance(action, Deliver) else action
+    if isinstance(item, Settled):
+        if item.event is None or request.mode is Mode.RESULT:
+            return End()
+        action = _decide_event(item.event, Mode.EVENTS)
+        return Deliver(action.event, True) if isinstance(action, Deliver) else End()
     if isinstance(item, Failure):
         return Raise(item.exc)
     if isinstance(item, Rejected):
@@ -255,6 +270,9 @@ def _decide_lost(
 ) -> Action:
     pending = request.pending
     code = lost.code
+    if request.settling:
+        # Its response had ended; only a steer's successor was still possible.
+        return End()
     if lost.culprit and isinstance(lost.error, MessageTooLargeError):
         # We refused this request's answer for its size (max_message_size, or an
         # event over max_queue_bytes): it would be as large on any attempt.
@@ -283,6 +301,20 @@ def _decide_lost(
             # A stored response goes on without its socket: read the rest of it.
             return Resume(response_id, request.last_sequence, unsafe, lost.error)
         return Raise(unsafe, lost.error)
+    if request.steered:
+        # The server took a steer of this request; the steer lived on that socket
+        # only. Sending the request again would answer it without the steer.
+        return Raise(
+            ReplayUnsafeError(
+                f"the connection closed (code={code}) after a steer of the request was "
+                "accepted; it was not sent again, since the answer would lack the steer",
+                code=code,
+                reason=lost.reason,
+                events_received=request.delivered,
+                response_id=pending.response_id if pending else None,
+            ),
+            lost.error,
+        )
     answered_before = bool(pending is not None and pending.events)
     if lost.kind is CloseKind.SILENT and has_http:
         return Fallback("the socket closed silently", remember=not answered_before)
@@ -348,13 +380,29 @@ def events(
     opts = engine.options
     finished = False
     batch: Deque[Any] = collections.deque()
+    settle_by = 0.0  # while settling: when to stop waiting for the steer's outcome
     try:
         while True:
             if not batch:
-                batch.extend(_wait(request, deadline, opts.event_timeout))
+                if request.settling:
+                    try:
+                        batch.extend(_wait(request, deadline, opts.event_timeout, settle_by))
+                    except _SettleTimeout:
+                        finished = True
+                        engine.settle(request)
+                        return
+                else:
+                    batch.extend(_wait(request, deadline, opts.event_timeout))
             item = batch.popleft()
-            if type(item) is dict and item["type"] != "error":
+            if type(item) is dict:
+                if item["type"] != "error":
+                    request.delivered += 1
+                    if request.settling and item["type"] == "response.created":
+                        request.settling = False  # a successor goes on with the steer
+            elif type(item) is Settling:
                 request.delivered += 1
+                request.settling = True
+                settle_by = time.monotonic() + opts.steer_settle_timeout
             action = decide(
                 item,
                 request,
@@ -370,11 +418,14 @@ def events(
                 sequence = getattr(action.event, "sequence_number", None)
                 if isinstance(sequence, int):
                     request.last_sequence = sequence
-                if finished:
+                if isinstance(action.event, FINAL_RESPONSE_EVENTS):
                     engine.count_answer(action.event)
                 yield action.event
                 if finished:
                     return
+            elif isinstance(action, End):
+                finished = True
+                return
             elif isinstance(action, Collect):
                 request.collected.append(action.item)
             elif isinstance(action, Skip):
@@ -413,17 +464,29 @@ def events(
             engine.abandon(request)
 
 
+class _SettleTimeout(Exception):
+    """The wait for a steer's outcome after its response ended is over."""
+
+
 def _wait(
-    request: RequestState, deadline: Optional[float], event_timeout: Optional[float]
+    request: RequestState,
+    deadline: Optional[float],
+    event_timeout: Optional[float],
+    settle_by: Optional[float] = None,
 ) -> List[Any]:
-    """The next batch of inbox items, within the request's and the event's deadline."""
+    """The next batch of inbox items, within the request's and the event's deadline
+    (and, for a settling request, ``settle_by``: then :class:`_SettleTimeout`)."""
     wait = deadline
     if event_timeout is not None:
         event_deadline = time.monotonic() + event_timeout
         wait = event_deadline if wait is None else min(wait, event_deadline)
+    if settle_by is not None and (wait is None or settle_by < wait):
+        wait = settle_by
     try:
         return request.inbox.get_all(wait)
     except RequestTimeoutError:
+        if settle_by is not None and wait == settle_by:
+            raise _SettleTimeout from None
         what = "the request" if wait == deadline else "the next event"
         raise RequestTimeoutError(
             f"timed out waiting for {what} after {request.delivered} event(s)"
@@ -459,21 +522,25 @@ def result(
 ) -> Response:
     """Run ``stream`` (the request's :func:`events` or :func:`over_http`) to its
     terminal event and return the whole response (what ``send()`` does)."""
+    answer: Optional[Response] = None
     try:
+        # A steered response is followed by its successor: the answer is the last one.
         for event in stream:
             if isinstance(event, FINAL_RESPONSE_EVENTS):
-                response = event.response
-                if not response.output and request.collected:
+                answer = event.response
+                if not answer.output and request.collected:
                     # Over WebSocket a terminal response may omit its output:
                     # rebuild it from the finished items.
                     items = [
                         cast(ResponseOutputItemDone, structure_event(d)) for d in request.collected
                     ]
-                    response = attrs.evolve(response, output=[i.item for i in items])
-                return response
+                    answer = attrs.evolve(answer, output=[i.item for i in items])
+                request.collected.clear()  # a successor's items are its own
     finally:
         stream.close()
-    raise ProtocolError("the stream ended without a terminal event")
+    if answer is None:
+        raise ProtocolError("the stream ended without a terminal event")
+    return answer
 
 
 def over_http(
@@ -489,6 +556,7 @@ def over_http(
     if http is None:
         raise ConnectError(f"cannot use the WebSocket ({reason}) and no HTTP transport is set")
     engine.count("http_fallbacks")
+    request.over_http = True
     log.info("request %d goes over HTTP: %s", request.key, reason)
     transport = http()
     token = engine.begin_http_call()  # close() aborts the call through it
@@ -525,6 +593,7 @@ def resume_over_http(
     """
     http = engine.http
     assert http is not None
+    request.over_http = True
     timeout = None if deadline is None else max(0.001, deadline - time.monotonic())
     token = engine.begin_http_call()
     started = False

@@ -39,6 +39,7 @@ import attrs
 
 from .._protocol import retry
 from .._protocol.routing import (
+    STEER_EVENT_TYPES,
     CloseKind,
     ConnectionCore,
     Pending,
@@ -51,14 +52,18 @@ from ..errors import (
     ConnectionClosedError,
     RequestTimeoutError,
     SessionClosedError,
+    SteeringUnavailableError,
+    SteerResponseCompletedError,
+    SteerTimeoutError,
 )
 from ..events import FINAL_RESPONSE_EVENTS
 from ..models import UsageTotals
 from .connection import Connection, TransportFactory
 from .fallback import ConnectVerdict, FallbackPolicy, connect_verdict
-from .inbox import Inbox, Lost, Rejected
+from .inbox import Inbox, Lost, Rejected, Settled, Settling
 from .options import SessionOptions, SessionStats
 from .request import Mode, RequestState
+from .steering import Steer, SteerBook, check_steer_input
 
 if TYPE_CHECKING:
     from .._transports.http import HTTPTransport
@@ -102,6 +107,8 @@ class Engine:
         self._usage = UsageTotals()
         # Tokens of the HTTP calls running now; close() cancels them.
         self._http_calls: Set[Cancellation] = set()
+        # Steers whose outcome the server still owes (guarded by _lock).
+        self._steers = SteerBook()
         _ENGINES.add(self)
 
     # -- state ----------------------------------------------------------------
@@ -346,6 +353,7 @@ class Engine:
                         unstored=body.get("store") is False,
                     )
                     request.pending = pending
+                    request.started.clear()
                     conn.requests[request.key] = request
                     names = len(conn.core.lane_names)
                     self._stats["lanes_used"] = max(self._stats["lanes_used"], names)
@@ -407,17 +415,29 @@ class Engine:
         """Route one decoded event to its request's inbox (reader thread)."""
         close_now = False
         with self._lock:
-            route = conn.core.route(event)
+            core = conn.core
+            route = core.route(event)
+            if core.ended:
+                self._end_settled(conn, core.take_ended())
             if route is None:
                 self._stats["unroutable_events"] += 1
                 request = None
             else:
                 request = conn.requests.get(route.pending.key)
+                if route.steer is not None or route.applied or route.pending.steers:
+                    self._steers.news(route, event, request)
                 if route.terminal:
                     conn.requests.pop(route.pending.key, None)
-                if request is not None and request.abandoned:
-                    self._stats["dropped_events"] += 1
-                    request = None
+                if request is not None:
+                    if (
+                        not request.started.is_set()
+                        and route.pending.response_id is not None
+                        and request.pending is route.pending
+                    ):
+                        request.started.set()
+                    if request.abandoned:
+                        self._stats["dropped_events"] += 1
+                        request = None
             if is_connection_limit(event):
                 # Decided here, before the reader reads the close that follows,
                 # so that close counts as announced rather than silent.
@@ -441,7 +461,18 @@ class Engine:
             log.info("the server refused the stream_id field; using the default lane")
             request.inbox.put(Rejected(), urgent=True)
             return None
-        if (
+        if route.settling:
+            # The response ended, but a steer of it is open: a successor may follow.
+            if not request.inbox.put(Settling(event), nbytes, urgent=True):
+                self.abandon(request)
+            return None
+        if event["type"] in STEER_EVENT_TYPES:
+            if route.terminal:
+                request.inbox.put(Settled(event), terminal=True)
+                return None
+            if request.mode is Mode.RESULT:
+                return None
+        elif (
             request.mode is Mode.RESULT
             and not route.terminal
             and event["type"] != "response.output_item.done"
@@ -476,6 +507,8 @@ class Engine:
             if conn.core.lanes_rejected or conn.core.lanes_ignored:
                 self._use_lanes = False
             drained = conn.core.drain()
+            for pending in drained:
+                self._steers.lose(pending.steers, "the connection closed before an answer")
             orphans = [conn.requests.pop(p.key, None) for p in drained]
             conn.requests.clear()
             session_closed = self._closed
@@ -500,6 +533,100 @@ class Engine:
                     kind, closed.code, closed.reason, closed.error, culprit=pending is culprit
                 )
                 request.inbox.put(note, urgent=True)
+
+    # -- steering --------------------------------------------------------------
+
+    def steer(self, request: RequestState, input: Any, timeout: Optional[float]) -> Steer:
+        """Send a steer for ``request``'s running response; return its handle.
+
+        Waits (at most ``timeout``) for the response to start: a steer names
+        the running response's id, which ``response.created`` brings. The
+        frame goes on the socket that runs the response (the server routes it
+        to the response's lane; a steer carries no ``stream_id``).
+        """
+        check_steer_input(input)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if request.over_http:
+                raise SteeringUnavailableError(
+                    "the request is running over HTTP, which cannot be steered"
+                )
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not request.started.wait(wait):
+                raise SteerTimeoutError(
+                    f"the response did not start within {timeout}s; nothing was sent",
+                    input=input,
+                )
+            with self._sending(deadline):
+                with self._lock:
+                    self._check_open()
+                    pending = request.pending
+                    conn = self._holder(request)
+                    if conn is None or pending is None:
+                        if request.over_http:
+                            continue
+                        raise SteerResponseCompletedError(
+                            "the response has already completed; nothing was sent",
+                            input=input,
+                            response_id=pending.response_id if pending else None,
+                        )
+                    if conn.dead or pending.response_id is None or pending.settling:
+                        # Being replayed on another socket, or waiting for a successor.
+                        request.started.clear()
+                        if pending.settling:
+                            raise SteerResponseCompletedError(
+                                "the response has already completed; nothing was sent",
+                                input=input,
+                                response_id=pending.response_id,
+                            )
+                        continue
+                    record = conn.core.steer(pending, self._steers.next_key())
+                    handle = self._steers.add(record, input)
+                    self._stats["steers"] += 1
+                frame = {
+                    "type": "response.steer",
+                    "previous_response_id": record.response_id,
+                    "input": input,
+                }
+                done = False
+                try:
+                    conn.transport.send_text(json.dumps(frame), deadline)
+                    done = True
+                except ConnectionClosedError:
+                    # The reader sees the same dead socket and fails the steer as lost.
+                    conn.transport.abort()
+                    done = True
+                finally:
+                    if not done:
+                        log.warning("sending a steer was cut short; closing its socket")
+                        conn.transport.abort()
+                return handle
+
+    def _holder(self, request: RequestState) -> Optional[Connection]:
+        """The connection ``request`` is registered on now (``_lock`` held)."""
+        for conn in self._connections:
+            if conn.requests.get(request.key) is request:
+                return conn
+        return None
+
+    def _end_settled(self, conn: Connection, ended: List[Pending]) -> None:
+        """Settling requests the server moved on from: end them as they are (``_lock`` held)."""
+        for pending in ended:
+            self._steers.lose(pending.steers, "the server moved on without answering the steer")
+            request = conn.requests.pop(pending.key, None)
+            if request is not None and not request.abandoned:
+                request.inbox.put(Settled(None), terminal=True)
+
+    def settle(self, request: RequestState) -> None:
+        """End a settling request whose steer's answer did not come in time (caller's thread)."""
+        with self._lock:
+            conn = self._holder(request)
+            pending = request.pending
+            if conn is None or pending is None or not pending.settling:
+                return
+            self._steers.time_out(pending.steers)
+            conn.core.end_settling(pending)
+            conn.requests.pop(request.key, None)
 
     def released(self, conn: Connection) -> None:
         with self._lock:

@@ -5,8 +5,10 @@ replay, a retry) gets a fresh one, so nothing of the old attempt can reach the
 new one. The reader thread *puts* items; exactly one caller thread *gets*
 them. The items are decoded events (``dict``), and the notes below. An inbox
 is closed by at most one terminal item: the request's terminal event or a
-:class:`Failure` (an exception to re-raise in the caller); after it, further
-puts are ignored. :class:`Lost` and :class:`Rejected` are *urgent* notes: they
+:class:`Failure` (an exception to re-raise in the caller) or
+:class:`Settled` (a steered request is over); after it, further puts are
+ignored. :class:`Settling` marks a terminal event that does not end its
+request yet (a steer of it is open). :class:`Lost` and :class:`Rejected` are *urgent* notes: they
 wake the consumer, which then stops reading this inbox and decides what to do.
 
 This module must never block the producer: :meth:`Inbox.put` returns at once,
@@ -29,14 +31,14 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any, Deque, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import attrs
 
 from .._protocol.routing import CloseKind
 from ..errors import ConsumerTooSlowError, ProtocolError, RequestTimeoutError
 
-__all__ = ["Failure", "Inbox", "Lost", "Rejected"]
+__all__ = ["Failure", "Inbox", "Lost", "Rejected", "Settled", "Settling"]
 
 
 @attrs.frozen
@@ -55,6 +57,23 @@ class Lost:
 @attrs.frozen
 class Rejected:
     """Note to a caller: the server refused the request's lane; send it again."""
+
+
+@attrs.frozen
+class Settling:
+    """Note to a caller: ``event`` (a decoded terminal event) ended its response, but
+    the request goes on while a steer of it is open (a successor response may follow)."""
+
+    event: Dict[str, Any]
+
+
+@attrs.frozen
+class Settled:
+    """Terminal note: a settling request is over. ``event`` is the decoded
+    ``response.steer.*`` event that settled it, or ``None`` when the server moved
+    on (or the caller stopped waiting) without a word about the steer."""
+
+    event: Optional[Dict[str, Any]] = None
 
 
 class Failure:

@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "DEFAULT_RECONNECT_ATTEMPTS",
+    "DEFAULT_STEER_SETTLE_TIMEOUT",
     "SessionOptions",
     "SessionStats",
 ]
@@ -63,6 +64,11 @@ DEFAULT_BACKOFF_INITIAL = 0.25
 DEFAULT_BACKOFF_MAX = 8.0
 DEFAULT_FALLBACK_COOLDOWN = 30.0
 DEFAULT_FALLBACK_COOLDOWN_MAX = 600.0
+# Steering
+DEFAULT_STEER_SETTLE_TIMEOUT = 10.0
+"""Seconds a response whose steer is unanswered waits, after its terminal event, for a
+successor or the server's answer (the service answers at once; this bounds a server that
+never does)."""
 # Lifetime
 DEFAULT_CLOSE_TIMEOUT = 5.0
 DEFAULT_MAX_CONNECTION_AGE = 55 * 60.0
@@ -96,6 +102,8 @@ class SessionStats:
     """Events of abandoned requests, dropped as they arrived."""
     lanes_used: int = 0
     """Most distinct ``stream_id`` names used on one socket."""
+    steers: int = 0
+    """Steers sent (``EventStream.steer``, ``PendingResponse.steer``)."""
 
 
 @attrs.frozen
@@ -131,5 +139,8 @@ class SessionOptions:
     fallback_cooldown: float = DEFAULT_FALLBACK_COOLDOWN
     """Seconds on HTTP before the socket is tried again (doubling, up to the max)."""
     fallback_cooldown_max: float = DEFAULT_FALLBACK_COOLDOWN_MAX
+    # Steering
+    steer_settle_timeout: float = DEFAULT_STEER_SETTLE_TIMEOUT
+    """Seconds a response with an unanswered steer waits for it after its terminal event."""
     # Lifetime
     max_connection_age: float = DEFAULT_MAX_CONNECTION_AGE

@@ -15,8 +15,13 @@ Who writes what (the attributes are plain; the rules below make that safe):
 * ``abandoned`` is set (only ever False to True) by the caller's thread or by
   the reader, without a lock; the reader checks it under the engine's lock
   before each put, so at worst one more event goes to an inbox nobody reads.
-* ``delivered``, ``replays``, ``retries`` and ``collected`` are read and
-  written by the caller's thread only (the attempt loop).
+* ``delivered``, ``replays``, ``retries``, ``collected``, ``settling`` and
+  ``over_http`` are read and written by the caller's thread only (the attempt
+  loop).
+* ``started`` is set by the reader (under the engine's lock) once the current
+  attempt's response id is known, and cleared by the caller's thread when an
+  attempt registers; ``steered`` is set (False to True) by the reader when a
+  steer of the request is accepted. A steering thread waits on ``started``.
 
 This module must never do I/O, take a lock or know about sockets.
 """
@@ -24,6 +29,7 @@ This module must never do I/O, take a lock or know about sockets.
 from __future__ import annotations
 
 import enum
+import threading
 from typing import Any, Dict, List, Optional
 
 import attrs
@@ -90,6 +96,14 @@ class RequestState:
     """``sequence_number`` of the last event handed to a ``stream()`` caller."""
     context: Optional[TurnContext] = None
     """For a conversation turn: the two bodies ``body`` is chosen from, per attempt."""
+    started: threading.Event = attrs.Factory(threading.Event)
+    """Set once the current socket attempt's response id is known (it can be steered)."""
+    steered: bool = False
+    """A steer of the request was accepted: sending it again would lose the steer."""
+    settling: bool = False
+    """Its response ended while a steer was open; a successor may follow."""
+    over_http: bool = False
+    """The request went over HTTP (it can no longer be steered)."""
 
     def http_body(self) -> Dict[str, Any]:
         """The body of an HTTP attempt: over HTTP only a stored parent exists."""
