@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
-from .errors import OpenAIWSError
+from ._session.steering import Steer
+from .errors import OpenAIWSError, SteeringUnavailableError
 from .events import ServerEvent
 
 __all__ = ["EventStream"]
@@ -46,9 +47,13 @@ class EventStream(Iterator[ServerEvent]):
     while it waits for the socket or for ``client.responses.stream``'s HTTP
     answer, at its next event during a session's HTTP fallback.
 
+    :meth:`steer` adds input to the response while it runs (WebSocket only),
+    from any thread.
+
     ``events`` is the iterator to wrap; ``on_close`` runs once, on
     :meth:`close` or when the stream is collected; ``interrupt`` wakes a
-    thread blocked in ``next()`` (called by :meth:`close` from another thread).
+    thread blocked in ``next()`` (called by :meth:`close` from another thread);
+    ``steer`` sends a steer (``None``: the stream cannot be steered).
     """
 
     def __init__(
@@ -57,11 +62,13 @@ class EventStream(Iterator[ServerEvent]):
         on_close: Optional[Callable[[], None]] = None,
         *,
         interrupt: Optional[Callable[[], None]] = None,
+        steer: Optional[Callable[[Any, Optional[float]], Steer]] = None,
     ) -> None:
         self._events = events
         self._busy = threading.Lock()  # held by the thread inside next()
         self._closed = False
         self._interrupt = interrupt
+        self._steer = steer
         self._finalizer = weakref.finalize(self, on_close or _nothing)
 
     def __iter__(self) -> EventStream:
@@ -87,6 +94,33 @@ class EventStream(Iterator[ServerEvent]):
             return event
         finally:
             self._busy.release()
+
+    def steer(
+        self, input: Union[str, List[Dict[str, Any]]], *, timeout: Optional[float] = None
+    ) -> Steer:
+        """Add ``input`` to the response while it runs; return the :class:`~openai_ws.Steer`.
+
+        ``input`` is a string or a list of user messages (text, images, files).
+        The steer is sent on the socket that runs the response, once it has
+        started (``response.created``; ``timeout`` bounds that wait); the
+        server's answer arrives later: ``steer.result()`` waits for it, and the
+        stream yields the ``response.steer.*`` events. An applied steer ends
+        the running response early (``response.incomplete``, reason
+        ``steered``) or after it, and a successor response carrying the input
+        follows in the same stream, which ends after the successor's terminal
+        event. Only newer models can be steered (others fail with
+        :class:`~openai_ws.errors.SteeringNotSupportedError`). Raises
+        :class:`~openai_ws.errors.SteeringUnavailableError` for a stream that
+        is not on a WebSocket (HTTP, or a fallback),
+        :class:`~openai_ws.errors.SteerResponseCompletedError` once the
+        response is over, ``TypeError``/``ValueError`` for an input of the
+        wrong shape (nothing is sent then).
+        """
+        if self._steer is None:
+            raise SteeringUnavailableError(
+                "this stream is not on a WebSocket session; only Session streams can be steered"
+            )
+        return self._steer(input, timeout)
 
     def close(self) -> None:
         """Stop listening; the request is abandoned if it has not finished. Idempotent;

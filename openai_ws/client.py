@@ -17,11 +17,9 @@ loopback), and it opens no connection by itself: only
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import platform
-import ssl
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
@@ -35,9 +33,11 @@ from ._session.options import (
     DEFAULT_MAX_QUEUE_BYTES,
     DEFAULT_MAX_QUEUE_EVENTS,
     DEFAULT_MAX_REPLAYS,
+    DEFAULT_MAX_SOCKETS,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     DEFAULT_RECONNECT_ATTEMPTS,
+    DEFAULT_SOCKET_IDLE_TIMEOUT,
     SessionOptions,
 )
 from ._stream import _StreamClosed
@@ -48,7 +48,9 @@ from .errors import ConnectError, OpenAIWSError
 from .models import Response, ResponseCreateRequest
 from .session import EventStream, Extras, Session, coerce_request
 
-if TYPE_CHECKING:  # requests is imported on first HTTP use, not with the package
+if TYPE_CHECKING:  # requests and ssl are imported on first use, not with the package
+    import ssl
+
     from ._transports.http import HTTPTransport
     from ._types import Unpack
 
@@ -81,6 +83,8 @@ def _ca_source(
         value = env.get(name)
         if value:
             return value, name
+    import ssl
+
     paths = ssl.get_default_verify_paths()
     if paths.openssl_cafile and os.path.isfile(paths.openssl_cafile):
         return paths.openssl_cafile, "the system store"
@@ -114,6 +118,8 @@ def _is_loopback(host: Optional[str]) -> bool:
     name = host.rstrip(".").lower()
     if name == "localhost" or name.endswith(".localhost"):
         return True
+    import ipaddress  # only for plain http/ws URLs
+
     try:
         address = ipaddress.ip_address(name)
     except ValueError:
@@ -270,6 +276,8 @@ class OpenAI:
         return where
 
     def _ssl_context(self) -> ssl.SSLContext:
+        import ssl
+
         try:
             trust = self._trust()
             if isinstance(trust, str):
@@ -338,6 +346,8 @@ class OpenAI:
         # Lanes
         lanes: bool = True,
         max_lanes: int = DEFAULT_MAX_LANES,
+        max_sockets: int = DEFAULT_MAX_SOCKETS,
+        socket_idle_timeout: float = DEFAULT_SOCKET_IDLE_TIMEOUT,
         # Timeouts
         event_timeout: Optional[float] = None,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
@@ -359,7 +369,12 @@ class OpenAI:
 
         ``lanes=False`` sends every request on the default lane (strict FIFO,
         one response at a time). ``max_lanes`` caps the ``stream_id`` names per
-        socket (at most 32). ``event_timeout`` bounds the wait for each next
+        socket (at most 32). The session opens another socket only when every
+        open one runs 16 responses (or has no lane left), up to ``max_sockets``
+        (``1``: one socket, later requests queue on it); a continuation goes to
+        the socket that produced its parent, so a conversation stays on its
+        socket; an extra socket idle for ``socket_idle_timeout`` seconds is
+        closed. ``event_timeout`` bounds the wait for each next
         event (``None``: only the request's ``timeout``). A ping is sent after
         ``ping_interval`` seconds of silence (``None``: never) and the socket is
         declared dead when no pong comes within ``ping_timeout``. A request
@@ -390,6 +405,8 @@ class OpenAI:
             proxy=self.proxy,
             use_lanes=lanes,
             max_lanes=max_lanes,
+            max_sockets=max_sockets,
+            socket_idle_timeout=socket_idle_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             max_queue_events=max_queue_events,

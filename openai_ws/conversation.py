@@ -33,6 +33,7 @@ two threads at once (a clear error says so), or lose a complete turn.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 from typing import (
@@ -54,9 +55,9 @@ import attrs
 
 from ._convert import structure
 from ._loops import RunResult, call_tools
-from ._session.request import Mode, TurnContext
+from ._session.request import Mode, RequestState, TurnContext
 from .errors import PreviousResponseNotFoundError
-from .events import FINAL_RESPONSE_EVENTS, ServerEvent
+from .events import FINAL_RESPONSE_EVENTS, ResponseCreated, ServerEvent
 from .models import (
     FunctionCallOutput,
     InputItem,
@@ -182,7 +183,7 @@ class Conversation:
             raise _busy_error()
         try:
             new = _as_items(input)
-            events = self._turn(new, timeout, overrides, Mode.EVENTS)
+            state, events = self._turn(new, timeout, overrides, Mode.EVENTS)
         except BaseException:
             self._busy.release()
             raise
@@ -197,9 +198,13 @@ class Conversation:
 
         def record() -> Iterator[ServerEvent]:
             try:
+                items = new
                 for event in events:
                     if isinstance(event, FINAL_RESPONSE_EVENTS):
-                        self._record(new, event.response, overrides)
+                        self._record(items, event.response, overrides)
+                        items = []  # a steered successor brings only its steering input
+                    elif isinstance(event, ResponseCreated) and state is not None and not items:
+                        items = _steering_items(state, event.response.id)
                     yield event
             finally:
                 close = getattr(events, "close", None)
@@ -207,7 +212,8 @@ class Conversation:
                     close()
                 release()
 
-        return EventStream(record(), release)
+        steer = None if state is None else self._steer_of(state)
+        return EventStream(record(), release, steer=steer)
 
     def run(
         self,
@@ -326,9 +332,13 @@ class Conversation:
     def _send(
         self, new: List[InputItem], timeout: Optional[float], overrides: Mapping[str, Any]
     ) -> Response:
-        result = self._turn(new, timeout, overrides, Mode.RESULT)
+        state, result = self._turn(new, timeout, overrides, Mode.RESULT)
         assert isinstance(result, Response)
-        self._record(new, result, overrides)
+        answers = state.answers if state is not None and state.answers else [result]
+        for number, answer in enumerate(answers):
+            # A steered response is followed by the successor that carried the steer.
+            items = new if number == 0 else _steering_items(state, answer.id)
+            self._record(items, answer, overrides)
         threshold = self.compact_threshold
         usage = result.usage
         if threshold is not None and usage is not None and usage.input_tokens > threshold:
@@ -361,7 +371,8 @@ class Conversation:
         overrides: Mapping[str, Any],
         mode: Mode,
     ) -> Any:
-        """Send one turn: a :class:`Response` (RESULT) or an iterator of events (EVENTS)."""
+        """Send one turn: its request state (``None`` over plain HTTP) and a
+        :class:`Response` (RESULT) or an iterator of events (EVENTS)."""
         full, context = self._bodies(new, overrides)
         from .session import Session
 
@@ -371,9 +382,16 @@ class Conversation:
 
             state, events = owner._run(None, timeout, mode, context or _plain(full))
             if mode is Mode.RESULT:
-                return attempt.result(owner._engine, state, events)
-            return events
-        return _http_turn(owner, full, context, timeout, mode)
+                return state, attempt.result(owner._engine, state, events)
+            return state, events
+        return None, _http_turn(owner, full, context, timeout, mode)
+
+    def _steer_of(self, state: RequestState) -> Callable[..., Any]:
+        """How the turn's stream steers its response (on the session's socket)."""
+        from .session import Session
+
+        assert isinstance(self._owner, Session)
+        return functools.partial(self._owner._engine.steer, state)
 
     def _record(
         self, new: List[InputItem], response: Response, overrides: Mapping[str, Any]
@@ -394,7 +412,7 @@ class Conversation:
 
         if isinstance(self._owner, Session):
             trigger: Dict[str, Any] = {"type": "compaction_trigger"}
-            response = self._turn([trigger], timeout, overrides, Mode.RESULT)
+            _, response = self._turn([trigger], timeout, overrides, Mode.RESULT)
             assert isinstance(response, Response)
             self._responses.append(response)
             self._usage = self._usage.add(response)
@@ -418,6 +436,17 @@ class Conversation:
         self._wire = [_wire_of(i) for i in compacted.output]
         self._parent = None  # a new input window, not a response to continue
         return compacted
+
+
+def _steering_items(state: Optional[RequestState], response_id: str) -> List[InputItem]:
+    """The steering input that the successor ``response_id`` carried, as history items."""
+    if state is None:
+        return []
+    items: List[InputItem] = []
+    for successor, steer_input in state.steer_inputs:
+        if successor == response_id:
+            items.extend(_as_items(steer_input))
+    return items
 
 
 def _plain(full: Dict[str, Any]) -> TurnContext:

@@ -37,16 +37,18 @@ from typing import (
 import attrs
 
 from ._loops import RunResult, map_requests
+from ._pending import PendingResponse
 from ._protocol.routing import MAX_ACTIVE_RESPONSES
 from ._session import attempt
 from ._session.connection import TransportFactory
 from ._session.engine import Engine
 from ._session.options import SessionOptions, SessionStats
 from ._session.request import Mode, RequestState, TurnContext
+from ._session.telemetry import SessionTelemetry
 from ._stream import EventStream, _StreamClosed
 from ._types import RequestFields, RunFields
 from .conversation import Conversation
-from .errors import SessionClosedError
+from .errors import OpenAIWSError, SessionClosedError
 from .events import ServerEvent
 from .models import Response, ResponseCreateRequest, UsageTotals
 
@@ -77,7 +79,17 @@ class Session:
         *,
         http: Optional[Callable[[], HTTPTransport]] = None,
         transport: Optional[TransportFactory] = None,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        capture_content: Optional[bool] = None,
     ) -> None:
+        # OpenTelemetry (if installed): the given providers, else the global ones.
+        self._telemetry = SessionTelemetry(
+            options.url,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            capture_content=capture_content,
+        )
         self._engine = Engine(options, http, transport)
         # A finalizer may run in any thread, even one holding the engine's
         # lock: it only signals (no lock, no join); close() does the rest.
@@ -186,8 +198,42 @@ class Session:
         engine = self._engine
         return EventStream(
             events,
-            functools.partial(engine.abandon, state),
+            functools.partial(_stream_closed, engine, state),
             interrupt=functools.partial(_interrupt, state),
+            steer=functools.partial(engine.steer, state),
+        )
+
+    def submit(
+        self,
+        request: Optional[ResponseCreateRequest] = None,
+        /,
+        *,
+        timeout: Optional[float] = None,
+        extra_headers: Extras = None,
+        extra_query: Extras = None,
+        extra_body: Optional[Mapping[str, Any]] = None,
+        **fields: Unpack[RequestFields],
+    ) -> PendingResponse:
+        """Send a request now and return a :class:`~openai_ws.PendingResponse` for it.
+
+        ``handle.result()`` waits for the response as :meth:`send` does (in
+        the thread that calls it); meanwhile ``handle.steer(input)`` adds input
+        to the running response from any thread. Arguments as in :meth:`send`.
+        """
+        _refuse_per_message_http_options(extra_headers, extra_query)
+        meant = coerce_request(request, fields, extra_body)
+        state, events = self._run(meant, timeout, Mode.RESULT)
+        engine = self._engine
+
+        def response_id() -> Optional[str]:
+            pending = state.pending
+            return pending.response_id if pending is not None else None
+
+        return PendingResponse(
+            functools.partial(attempt.result, engine, state, events),
+            functools.partial(engine.steer, state),
+            functools.partial(_cancel, engine, state),
+            response_id,
         )
 
     def conversation(
@@ -330,9 +376,11 @@ class Session:
         deadline = None if limit is None else time.monotonic() + limit
         state = engine.new_request(body, mode)
         state.context = context
+        state.telemetry = self._telemetry.start(state)
         try:
             sent = engine.http_reason(body) is None and engine.submit(state, deadline)
         except BaseException:
+            state.telemetry.abort()
             engine.abandon(state)  # e.g. Ctrl-C while reconnecting
             raise
         return state, deadline, sent
@@ -349,7 +397,20 @@ class Session:
         if sent:
             return state, attempt.events(engine, state, deadline)
         reason = engine.http_reason(state.body)
+        state.over_http = True  # known now, before the generator runs: it cannot be steered
         return state, attempt.over_http(engine, state, deadline, reason)
+
+
+def _stream_closed(engine: Engine, request: RequestState) -> None:
+    """The caller closed or dropped ``request``'s stream: drop its events, end its span."""
+    engine.abandon(request)
+    request.telemetry.abandon()
+
+
+def _cancel(engine: Engine, request: RequestState) -> None:
+    """Abandon a submitted request and end the wait of whoever waits for it."""
+    engine.abandon(request)
+    request.inbox.fail(OpenAIWSError("the request was cancelled"))
 
 
 def _interrupt(request: RequestState) -> None:

@@ -69,6 +69,8 @@ __all__ = [
     "is_lane_rejection",
 ]
 
+_PRODUCED_KEPT = 4096  # response ids a core remembers having answered (see produced())
+
 MAX_LANE_NAMES = 32
 """Distinct named lanes the service allows per socket."""
 
@@ -250,6 +252,7 @@ class ConnectionCore:
         self._inflight: List[Pending] = []  # every unfinished request, in send order
         self._order = itertools.count()
         self._clock = itertools.count(1)  # logical time for least-recently-used lanes
+        self._produced: Dict[str, None] = {}  # response ids answered here, oldest first
         self.ended: List[Pending] = []
         """Settling requests ended by events that were not theirs (see :meth:`take_ended`)."""
 
@@ -523,6 +526,23 @@ class ConnectionCore:
             self._finish(target, completed=target.settled_completed)
         return route
 
+    def has_room(self) -> bool:
+        """Whether a new request sent now starts at once and costs no one a cache:
+        fewer than :data:`MAX_ACTIVE_RESPONSES` in flight and, when lanes are in use,
+        a name left or an idle lane whose cached response is not ``store: false``
+        (reusing such a lane would lose that response for good). Otherwise a
+        session with room for another socket opens one."""
+        if len(self._inflight) >= MAX_ACTIVE_RESPONSES:
+            return False
+        if not self.use_lanes or len(self._lanes) < self._max_names:
+            return True
+        return any(not lane.queue and not lane.keep for lane in self._lanes.values())
+
+    def produced(self, response_id: str) -> bool:
+        """Whether this socket produced ``response_id`` (among its latest 4096 answers):
+        a continuation of it is best sent here."""
+        return response_id in self._produced
+
     def caches(self, response_id: str) -> bool:
         """True when a request continuing ``response_id`` sent now finds it in this
         socket's cache: the lane that produced it is idle and still holds it.
@@ -544,6 +564,11 @@ class ConnectionCore:
 
     def _finish(self, pending: Pending, *, completed: bool) -> None:
         self.forget(pending)
+        if pending.response_id is not None:
+            produced = self._produced
+            produced[pending.response_id] = None
+            if len(produced) > _PRODUCED_KEPT:
+                del produced[next(iter(produced))]
         if self.lanes_ignored or pending.lane is None:
             self._default_latest = pending.response_id if completed else None
             if self.lanes_ignored:

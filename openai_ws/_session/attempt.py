@@ -420,6 +420,9 @@ def events(
                     request.last_sequence = sequence
                 if isinstance(action.event, FINAL_RESPONSE_EVENTS):
                     engine.count_answer(action.event)
+                    request.telemetry.answered(action.event, request)
+                elif request.delivered == 1:
+                    request.telemetry.first_event()
                 yield action.event
                 if finished:
                     return
@@ -459,9 +462,15 @@ def events(
                     reason = engine.fallback.session_reason
                     yield from over_http(engine, request, deadline, reason)
                     return
+    except BaseException as exc:
+        request.telemetry.failed(exc)  # GeneratorExit: the caller stopped listening
+        raise
     finally:
         if not finished:
             engine.abandon(request)
+        request.done = True
+        request.started.set()  # wakes a thread waiting to steer it: it is over
+        request.telemetry.end()
 
 
 class _SettleTimeout(Exception):
@@ -495,6 +504,7 @@ def _wait(
 
 def _count_attempt(engine: Engine, request: RequestState, action: Resend) -> None:
     opts = engine.options
+    request.telemetry.resend(action.counter, action.why, action.delay)
     if action.counter == "retries":
         request.retries += 1
         engine.count("retries")
@@ -536,6 +546,7 @@ def result(
                     ]
                     answer = attrs.evolve(answer, output=[i.item for i in items])
                 request.collected.clear()  # a successor's items are its own
+                request.answers.append(answer)
     finally:
         stream.close()
     if answer is None:
@@ -556,7 +567,9 @@ def over_http(
     if http is None:
         raise ConnectError(f"cannot use the WebSocket ({reason}) and no HTTP transport is set")
     engine.count("http_fallbacks")
+    request.telemetry.fallback(reason)
     request.over_http = True
+    request.started.set()  # wakes a thread waiting to steer it: HTTP cannot be steered
     log.info("request %d goes over HTTP: %s", request.key, reason)
     transport = http()
     token = engine.begin_http_call()  # close() aborts the call through it
@@ -568,6 +581,8 @@ def over_http(
             try:
                 for event in _http_attempt(transport, body, request, deadline, token):
                     engine.count_answer(event)
+                    if request.delivered == 1 or isinstance(event, FINAL_RESPONSE_EVENTS):
+                        request.telemetry.seen(event, request)
                     yield event
                 return
             except PreviousResponseNotFoundError:
@@ -578,8 +593,12 @@ def over_http(
                 log.info(
                     "request %d: the stored parent is gone; sending the whole context", request.key
                 )
+    except BaseException as exc:
+        request.telemetry.failed(exc)  # over_http may be the request's outermost loop
+        raise
     finally:
         engine.end_http_call(token)
+        request.telemetry.end()
 
 
 def resume_over_http(
@@ -611,8 +630,11 @@ def resume_over_http(
                 log.info(
                     "request %d: reading the rest of %s over HTTP", request.key, resume.response_id
                 )
+                request.telemetry.resume(resume.response_id, resume.after)
             request.delivered += 1
             engine.count_answer(event)
+            if isinstance(event, FINAL_RESPONSE_EVENTS):
+                request.telemetry.answered(event, request)
             yield event
     except OpenAIWSError as exc:
         if started:

@@ -98,6 +98,9 @@ class Sink(Protocol):
     def released(self, conn: Connection) -> None:
         """The reader freed the socket and is about to stop (called once, last)."""
 
+    def idle(self, conn: Connection) -> None:
+        """Nothing arrived for ``ping_interval`` seconds (the socket may be closed)."""
+
 
 @attrs.define(eq=False)
 class Connection:
@@ -168,6 +171,8 @@ def _read_loop(
                     closed = frame
                     break
                 elif isinstance(frame, Idle):
+                    if not awaiting_pong:
+                        sink.idle(conn)  # an idle extra socket may be closed now
                     if awaiting_pong:
                         log.warning("no pong within %.1fs; the connection is dead", ping_timeout)
                         transport.abort()
@@ -265,7 +270,8 @@ def _handle_text(sink: Sink, conn: Connection, data: str) -> Union[Inbox, Closed
     with 1009, as for a message over ``max_message_size``, and the returned
     :class:`Closed` says why.
     """
-    cost = event_cost(data)
+    size = len(data)
+    cost = size * SMALL_FACTOR if size <= SMALL_EVENT else event_cost(data)  # event_cost, inlined
     limit = conn.max_event_cost
     if limit is not None and cost > limit:
         error = MessageTooLargeError(

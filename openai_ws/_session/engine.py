@@ -1,11 +1,12 @@
 """The session's machinery: its sockets, register-then-send, routing, and close.
 
-The :class:`Engine` owns the session's connections (one socket in use at a
-time, plus retiring ones finishing their last requests), opens them through a
-transport factory (``WSTransport`` by default; tests pass a scripted fake), and
-is the :class:`~openai_ws._session.connection.Sink` its reader threads feed:
-each decoded event is routed by the connection's sans-IO core and put in the
-inbox of the request that owns it. The per-request logic (what to do with each
+The :class:`Engine` owns the session's connections (a pool of up to
+``max_sockets`` sockets in use, plus retiring ones finishing their last
+requests), opens them through a transport factory (``WSTransport`` by default;
+tests pass a scripted fake), and is the
+:class:`~openai_ws._session.connection.Sink` its reader threads feed: each
+decoded event is routed by the connection's sans-IO core and put in the inbox
+of the request that owns it. The per-request logic (what to do with each
 item, recovery) runs in the caller's thread, in :mod:`.attempt`.
 
 Lock discipline:
@@ -91,7 +92,9 @@ class Engine:
         self._transport_factory: TransportFactory = transport or WSTransport
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._conn: Optional[Connection] = None
+        # The sockets new requests may go to, oldest first (at most max_sockets).
+        self._pool: List[Connection] = []
+        self._last_busy: Dict[int, float] = {}  # id(conn) -> when it last had a request
         self._connections: Set[Connection] = set()
         self._closed = False
         self._closed_event = threading.Event()  # set with _closed; wakes pause()
@@ -158,22 +161,19 @@ class Engine:
 
     # -- connecting -----------------------------------------------------------
 
-    def _connect(self, deadline: Optional[float] = None) -> Connection:
-        """Return the open connection, opening one if needed (``_send_lock`` held).
+    def _connect(
+        self, deadline: Optional[float] = None, request: Optional[RequestState] = None
+    ) -> Connection:
+        """Return the connection for ``request``, opening one if needed (``_send_lock`` held).
 
-        Opening takes at most ``connect_timeout``, and never past ``deadline``.
+        See :meth:`_choose`. Opening takes at most ``connect_timeout``, and never
+        past ``deadline``.
         """
-        retired: Optional[Connection] = None
         with self._lock:
             self._check_open()
-            conn = self._conn
-            if conn is not None and (
-                time.monotonic() - conn.opened_at >= self.options.max_connection_age
-            ):
-                log.info("rotating a connection older than %.0fs", self.options.max_connection_age)
-                retired = self._retire(conn)
-                conn = None
-        if retired is not None:
+            closing = self._rotate_and_reap()
+            conn = self._choose(request)
+        for retired in closing:
             retired.transport.send_close(1000)
         if conn is not None:
             return conn
@@ -212,8 +212,10 @@ class Engine:
             self._stats["connects"] += 1
             if reconnect:
                 self._stats["reconnects"] += 1
-            self._conn = conn
+            self._pool.append(conn)
+            self._last_busy[id(conn)] = time.monotonic()
             self._connections.add(conn)
+            self._stats["sockets_max"] = max(self._stats["sockets_max"], len(self._pool))
         thread.start()
         log.info("connected to %s%s", opts.url, " (reconnect)" if reconnect else "")
         return conn
@@ -221,14 +223,75 @@ class Engine:
     def _retire(self, conn: Connection) -> Optional[Connection]:
         """Stop sending to ``conn`` (``_lock`` held); return it if it can close now."""
         conn.retiring = True
-        if self._conn is conn:
-            self._conn = None
+        if conn in self._pool:
+            self._pool.remove(conn)
+        self._last_busy.pop(id(conn), None)
         if not conn.requests and not conn.closing:
             conn.closing = True
             return conn
         return None
 
-    def _connect_or_fallback(self, deadline: Optional[float]) -> Optional[Connection]:
+    def _choose(self, request: Optional[RequestState]) -> Optional[Connection]:
+        """The pooled socket ``request`` goes to, or ``None`` to open one (``_lock`` held).
+
+        A continuation goes to the socket that produced its parent (its cache
+        holds it; a conversation stays on its socket so). Any other request
+        goes to the least busy socket that starts it at once (a free active
+        slot, and a lane); when none does, a new socket is opened while there
+        are fewer than ``max_sockets``, else the least busy one queues it.
+        """
+        pool = self._pool
+        if not pool:
+            return None
+        if request is not None:
+            context = request.context
+            parent = context.parent_id if context is not None else None
+            parent = parent or request.body.get("previous_response_id")
+            if parent:
+                for conn in pool:
+                    if conn.core.produced(parent) or conn.core.caches(parent):
+                        return conn
+        best = pool[0]
+        if len(pool) > 1:
+            best = min(pool, key=lambda conn: len(conn.requests))
+        if best.core.has_room() or len(pool) >= self.options.max_sockets:
+            return best
+        room = [conn for conn in pool if conn.core.has_room()]
+        return room[0] if room else None
+
+    def _rotate_and_reap(self) -> List[Connection]:
+        """Retire pooled sockets too old to use, and extra ones idle too long (``_lock``
+        held); return those that can be closed now."""
+        now = time.monotonic()
+        opts = self.options
+        closing: List[Connection] = []
+        for number, conn in enumerate(list(self._pool)):
+            if now - conn.opened_at >= opts.max_connection_age:
+                log.info("rotating a connection older than %.0fs", opts.max_connection_age)
+            elif not (
+                number > 0
+                and not conn.requests
+                and now - self._last_busy.get(id(conn), now) >= opts.socket_idle_timeout
+            ):
+                continue
+            else:
+                log.info("closing an extra socket idle for %.0fs", opts.socket_idle_timeout)
+            retired = self._retire(conn)
+            if retired is not None:
+                closing.append(retired)
+        return closing
+
+    def idle(self, conn: Connection) -> None:
+        """The reader of ``conn`` saw nothing for a while: close it if it is an extra
+        socket idle for ``socket_idle_timeout`` (reader thread)."""
+        with self._lock:
+            closing = self._rotate_and_reap() if conn in self._pool[1:] else []
+        for retired in closing:
+            retired.transport.send_close(1000)
+
+    def _connect_or_fallback(
+        self, deadline: Optional[float], request: Optional[RequestState] = None
+    ) -> Optional[Connection]:
         """Open a socket with bounded exponential backoff and jitter (``_send_lock`` held).
 
         Returns ``None`` when the session switched to HTTP for good: the
@@ -245,7 +308,7 @@ class Engine:
                     return None
                 probing = True  # one attempt, then HTTP again for a longer while
             try:
-                conn = self._connect(deadline)
+                conn = self._connect(deadline, request)
             except ConnectError as exc:
                 attempt += 1
                 verdict = connect_verdict(
@@ -332,7 +395,7 @@ class Engine:
                 choices = [(context.delta, _frame_text(context.delta)), full]
         with self._sending(deadline):
             while True:
-                conn = self._connect_or_fallback(deadline)
+                conn = self._connect_or_fallback(deadline, request)
                 if conn is None:
                     return False
                 with self._lock:
@@ -354,7 +417,9 @@ class Engine:
                     )
                     request.pending = pending
                     request.started.clear()
+                    request.answered = False
                     conn.requests[request.key] = request
+                    self._last_busy[id(conn)] = time.monotonic()
                     names = len(conn.core.lane_names)
                     self._stats["lanes_used"] = max(self._stats["lanes_used"], names)
                 break
@@ -428,6 +493,11 @@ class Engine:
                     self._steers.news(route, event, request)
                 if route.terminal:
                     conn.requests.pop(route.pending.key, None)
+                    if not conn.requests:
+                        self._last_busy[id(conn)] = time.monotonic()
+                    if request is not None:
+                        request.answered = True
+                        request.started.set()  # a thread waiting to steer it: it is over
                 if request is not None:
                     if (
                         not request.started.is_set()
@@ -494,8 +564,9 @@ class Engine:
         if signalled:
             self._finish_signalled_close()
         with self._lock:
-            if self._conn is conn:
-                self._conn = None
+            if conn in self._pool:
+                self._pool.remove(conn)
+            self._last_busy.pop(id(conn), None)
             conn.dead = True
             kind = classify_close(closed.code, initiated_by_us=conn.closing or signalled)
             if kind is CloseKind.SILENT and conn.limit_reached:
@@ -511,6 +582,9 @@ class Engine:
                 self._steers.lose(pending.steers, "the connection closed before an answer")
             orphans = [conn.requests.pop(p.key, None) for p in drained]
             conn.requests.clear()
+            for orphan in orphans:
+                if orphan is not None:
+                    orphan.started.set()  # a thread waiting to steer it: its socket is gone
             session_closed = self._closed
         culprit = None
         if kind is CloseKind.PROTOCOL:
@@ -542,17 +616,17 @@ class Engine:
         Waits (at most ``timeout``) for the response to start: a steer names
         the running response's id, which ``response.created`` brings. The
         frame goes on the socket that runs the response (the server routes it
-        to the response's lane; a steer carries no ``stream_id``).
+        to the response's lane; a steer carries no ``stream_id``). Raises
+        :class:`SteeringUnavailableError` when the request is not on a socket
+        now (over HTTP, or between two attempts after its socket closed) and
+        :class:`SteerResponseCompletedError` when it is over.
         """
         check_steer_input(input)
+        input_text = json.dumps(input)  # before anything is registered
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            if request.over_http:
-                raise SteeringUnavailableError(
-                    "the request is running over HTTP, which cannot be steered"
-                )
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if not request.started.wait(wait):
+            if not request.over_http and not request.started.wait(wait):
                 raise SteerTimeoutError(
                     f"the response did not start within {timeout}s; nothing was sent",
                     input=input,
@@ -562,35 +636,37 @@ class Engine:
                     self._check_open()
                     pending = request.pending
                     conn = self._holder(request)
-                    if conn is None or pending is None:
-                        if request.over_http:
-                            continue
+                    response_id = pending.response_id if pending else None
+                    if request.over_http:
+                        raise SteeringUnavailableError(
+                            "the request went over HTTP, which cannot be steered", input=input
+                        )
+                    if request.done or request.answered or (pending and pending.settling):
                         raise SteerResponseCompletedError(
                             "the response has already completed; nothing was sent",
                             input=input,
-                            response_id=pending.response_id if pending else None,
+                            response_id=response_id,
                         )
-                    if conn.dead or pending.response_id is None or pending.settling:
-                        # Being replayed on another socket, or waiting for a successor.
-                        request.started.clear()
-                        if pending.settling:
-                            raise SteerResponseCompletedError(
-                                "the response has already completed; nothing was sent",
-                                input=input,
-                                response_id=pending.response_id,
-                            )
+                    if conn is None or conn.dead or pending is None:
+                        raise SteeringUnavailableError(
+                            "the request's socket closed and it has not been sent again yet; "
+                            "nothing was sent",
+                            input=input,
+                            response_id=response_id,
+                        )
+                    if response_id is None:
+                        request.started.clear()  # registered again, not started yet
                         continue
                     record = conn.core.steer(pending, self._steers.next_key())
                     handle = self._steers.add(record, input)
                     self._stats["steers"] += 1
-                frame = {
-                    "type": "response.steer",
-                    "previous_response_id": record.response_id,
-                    "input": input,
-                }
+                text = (
+                    '{"type": "response.steer", "previous_response_id": '
+                    f"{json.dumps(response_id)}, \"input\": {input_text}}}"
+                )
                 done = False
                 try:
-                    conn.transport.send_text(json.dumps(frame), deadline)
+                    conn.transport.send_text(text, deadline)
                     done = True
                 except ConnectionClosedError:
                     # The reader sees the same dead socket and fails the steer as lost.
@@ -614,8 +690,10 @@ class Engine:
         for pending in ended:
             self._steers.lose(pending.steers, "the server moved on without answering the steer")
             request = conn.requests.pop(pending.key, None)
-            if request is not None and not request.abandoned:
-                request.inbox.put(Settled(None), terminal=True)
+            if request is not None:
+                request.answered = True
+                if not request.abandoned:
+                    request.inbox.put(Settled(None), terminal=True)
 
     def settle(self, request: RequestState) -> None:
         """End a settling request whose steer's answer did not come in time (caller's thread)."""
@@ -627,6 +705,7 @@ class Engine:
             self._steers.time_out(pending.steers)
             conn.core.end_settling(pending)
             conn.requests.pop(request.key, None)
+            request.answered = True
 
     def released(self, conn: Connection) -> None:
         with self._lock:
@@ -697,7 +776,7 @@ class Engine:
             self._closed_event.set()
             http_calls = list(self._http_calls)
             connections = list(self._connections)
-            self._conn = None
+            self._pool.clear()
             waiting = [r for c in connections for r in c.requests.values()]
             for conn in connections:
                 conn.closing = True
@@ -737,7 +816,8 @@ class Engine:
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self.fallback.forked()
-        self._conn = None
+        self._pool = []
+        self._last_busy = {}
         self._connections = set()
         self._http_calls = set()
         if self._closed_event.is_set():

@@ -30,16 +30,22 @@ __all__ = [
     "DEFAULT_MAX_QUEUE_EVENTS",
     "DEFAULT_MAX_REPLAYS",
     "DEFAULT_MAX_RETRIES",
+    "DEFAULT_MAX_SOCKETS",
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "DEFAULT_RECONNECT_ATTEMPTS",
+    "DEFAULT_SOCKET_IDLE_TIMEOUT",
     "DEFAULT_STEER_SETTLE_TIMEOUT",
     "SessionOptions",
     "SessionStats",
 ]
 
-# Lanes
+# Lanes and sockets
 DEFAULT_MAX_LANES = MAX_LANE_NAMES
+DEFAULT_MAX_SOCKETS = 4
+"""Sockets one session opens at most: 16 responses run at once on each (64 in all)."""
+DEFAULT_SOCKET_IDLE_TIMEOUT = 60.0
+"""Seconds an extra socket (any but the oldest) may stay idle before it is closed."""
 # Keepalive
 DEFAULT_PING_INTERVAL: Optional[float] = 20.0
 DEFAULT_PING_TIMEOUT = 60.0
@@ -102,6 +108,8 @@ class SessionStats:
     """Events of abandoned requests, dropped as they arrived."""
     lanes_used: int = 0
     """Most distinct ``stream_id`` names used on one socket."""
+    sockets_max: int = 0
+    """Most sockets open at once (``max_sockets`` bounds it)."""
     steers: int = 0
     """Steers sent (``EventStream.steer``, ``PendingResponse.steer``)."""
 
@@ -123,6 +131,9 @@ class SessionOptions:
     # Lanes
     use_lanes: bool = True
     max_lanes: int = DEFAULT_MAX_LANES
+    max_sockets: int = DEFAULT_MAX_SOCKETS
+    """Sockets opened at most; more than one only when every open one is full."""
+    socket_idle_timeout: float = DEFAULT_SOCKET_IDLE_TIMEOUT
     # Keepalive
     ping_interval: Optional[float] = DEFAULT_PING_INTERVAL
     ping_timeout: float = DEFAULT_PING_TIMEOUT

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import enum
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import attrs
 
 from .._protocol.routing import Pending
 from .inbox import Inbox
+from .telemetry import NO_TELEMETRY, RequestTelemetry
 
 __all__ = ["Mode", "RequestState", "TurnContext"]
 
@@ -104,6 +105,17 @@ class RequestState:
     """Its response ended while a steer was open; a successor may follow."""
     over_http: bool = False
     """The request went over HTTP (it can no longer be steered)."""
+    done: bool = False
+    """The caller's attempt loop ended (answered, failed or abandoned)."""
+    answered: bool = False
+    """Its socket attempt ended with its terminal event (set by the reader)."""
+    answers: List[Any] = attrs.Factory(list)
+    """The responses a ``send()`` received, in order: more than one when a steer's
+    successor followed (written by the caller's thread)."""
+    steer_inputs: List[Tuple[Optional[str], Any]] = attrs.Factory(list)
+    """``(successor response id, steering input)`` of every applied steer (reader)."""
+    telemetry: RequestTelemetry = NO_TELEMETRY
+    """The request's OpenTelemetry recorder (its one span); the no-op when nothing records."""
 
     def http_body(self) -> Dict[str, Any]:
         """The body of an HTTP attempt: over HTTP only a stored parent exists."""

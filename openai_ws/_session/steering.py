@@ -152,6 +152,8 @@ class SteerBook:
             handle = self._open.pop(applied.key, None)
             if handle is not None:
                 handle._applied(route.pending.response_id)
+                if request is not None:
+                    request.steer_inputs.append((route.pending.response_id, handle.input))
         if route.terminal and route.pending.steers:
             self.lose(route.pending.steers, "the response ended with an error")
 

@@ -1,0 +1,240 @@
+"""More than one socket per session (``max_sockets``): when to open one, where requests go.
+
+A scripted server (``fake_transport.py``) that holds every answer until the test
+releases it, so a test knows exactly how many responses run on each socket.
+The rules: a new request goes to the least busy socket that starts it at once
+(a free active slot of the 16, and a lane); a new socket opens only when none
+does, up to ``max_sockets``; a continuation goes to the socket that produced its
+parent (a conversation stays on its socket); every recovery rule holds per
+socket; an extra socket idle for ``socket_idle_timeout`` is closed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+import pytest
+from fake_transport import FakeServer, FakeTransport, answer, options
+
+from openai_ws import ResponseCreateRequest
+from openai_ws._transports.ws import Pong
+from openai_ws.session import Session
+
+
+def ask(text: str, **fields: Any) -> ResponseCreateRequest:
+    return ResponseCreateRequest(model="gpt-4o-mini", input=text, **fields)
+
+
+class HoldingServer:
+    """Answers each create with the text of its input, once :meth:`release` is called
+    (or at once with ``hold=False``); remembers which socket got which frame."""
+
+    def __init__(self, *, hold: bool = True) -> None:
+        self.hold = hold
+        self.server = FakeServer(self.script)
+        self.held: List[Any] = []
+        self.lock = threading.Lock()
+        self.count = 0
+        self.socket_of: Dict[str, int] = {}  # input text -> index of the socket it went to
+
+    def script(self, transport: FakeTransport, frame: Dict[str, Any]) -> None:
+        with self.lock:
+            self.count += 1
+            rid = f"resp_{self.count}"
+            index = self.server.transports.index(transport)
+            text = _text_of(frame.get("input"))
+            self.socket_of[text] = index
+            events = answer(rid, text, frame.get("stream_id"))
+            if self.hold:
+                self.held.append((transport, events))
+            else:
+                transport.push(*events)
+
+    def release(self) -> None:
+        with self.lock:
+            held, self.held = self.held, []
+        for transport, events in held:
+            transport.push(*events)
+
+    def wait_held(self, count: int, timeout: float = 3.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.held) >= count:
+                    return
+            time.sleep(0.005)
+        raise AssertionError(f"only {len(self.held)} of {count} requests arrived")
+
+
+def _text_of(input: Any) -> str:
+    """The text of a request's input: a string, or the last message's content."""
+    if isinstance(input, list):
+        return str(input[-1].get("content"))
+    return str(input)
+
+
+def session_for(server: HoldingServer, **overrides: Any) -> Session:
+    return Session(options(**overrides), transport=server.server.factory)
+
+
+def submit_all(session: Session, texts: List[str]) -> List[Any]:
+    return [session.submit(ask(text)) for text in texts]
+
+
+@pytest.mark.parametrize("max_sockets", [1, 2])
+def test_a_seventeenth_active_response_opens_a_second_socket(max_sockets: int) -> None:
+    """16 responses fill a socket; the 17th starts on a new one, unless max_sockets=1
+    (then it queues on the first, as with one socket)."""
+    server = HoldingServer()
+    with session_for(server, max_sockets=max_sockets) as session:
+        pending = submit_all(session, [f"r{i}" for i in range(17)])
+        server.wait_held(17)
+        assert len(server.server.transports) == max_sockets
+        assert [server.socket_of[f"r{i}"] for i in range(16)] == [0] * 16
+        assert server.socket_of["r16"] == max_sockets - 1
+        server.release()
+        assert [p.result().output_text for p in pending] == [f"r{i}" for i in range(17)]
+        assert session.stats.sockets_max == max_sockets
+
+
+def test_new_requests_go_to_the_least_busy_socket() -> None:
+    """Once two sockets are open, requests spread to the one with fewer in flight."""
+    server = HoldingServer()
+    with session_for(server, max_sockets=3) as session:
+        first = submit_all(session, [f"a{i}" for i in range(17)])
+        server.wait_held(17)
+        server.release()
+        for p in first:
+            p.result()
+        more = submit_all(session, [f"b{i}" for i in range(4)])
+        server.wait_held(4)
+        sockets = [server.socket_of[f"b{i}"] for i in range(4)]
+        # Both are idle now; spreading keeps each socket's lanes short.
+        assert len(server.server.transports) == 2
+        assert sorted(set(sockets)) == [0, 1]
+        server.release()
+        for p in more:
+            p.result()
+
+
+def test_a_continuation_goes_to_the_socket_that_produced_its_parent() -> None:
+    """A response answered on the second socket is continued there, although the first
+    socket is idle: that socket's cache holds the parent."""
+    server = HoldingServer()
+    with session_for(server, max_sockets=2) as session:
+        pending = submit_all(session, [f"r{i}" for i in range(17)])
+        server.wait_held(17)
+        server.release()
+        parent = pending[16].result()
+        assert server.socket_of["r16"] == 1
+        for p in pending[:16]:
+            p.result()
+        server.hold = False
+        follow = session.send(ask("follow-up", previous_response_id=parent.id))
+        assert follow.output_text == "follow-up"
+        assert server.socket_of["follow-up"] == 1
+
+
+def test_a_conversation_stays_on_its_socket() -> None:
+    """Every turn of a conversation that started on the second socket goes there."""
+    server = HoldingServer()
+    with session_for(server, max_sockets=2) as session:
+        fill = submit_all(session, [f"r{i}" for i in range(16)])
+        server.wait_held(16)
+        conv = session.conversation(model="gpt-4o-mini")
+        turn: List[Any] = []
+        thread = threading.Thread(target=lambda: turn.append(conv.send("turn 1")))
+        thread.start()
+        server.wait_held(17)
+        server.release()
+        thread.join(5)
+        for p in fill:
+            p.result()
+        server.hold = False
+        conv.send("turn 2")
+        conv.send("turn 3")
+        assert [server.socket_of[f"turn {i}"] for i in (1, 2, 3)] == [1, 1, 1]
+
+
+def test_store_false_lanes_are_kept_by_opening_another_socket() -> None:
+    """32 lanes each caching a store=false response: a new request opens a second
+    socket instead of evicting one of them, and their continuations still find them."""
+    server = HoldingServer(hold=False)
+    with session_for(server, max_sockets=2) as session:
+        results: List[Any] = []
+        for batch in range(2):
+            pending = [
+                session.submit(ask(f"u{batch}-{i}", store=False)) for i in range(16)
+            ]
+            results.extend(p.result() for p in pending)
+        assert len(server.server.transports) == 1
+        session.send(ask("fresh"))
+        assert server.socket_of["fresh"] == 1
+        again = session.send(ask("more", store=False, previous_response_id=results[0].id))
+        assert again.output_text == "more" and server.socket_of["more"] == 0
+
+
+def test_a_lost_socket_replays_only_its_own_requests() -> None:
+    """Recovery per socket: the second socket drops; its request is replayed and
+    answered, the first socket's requests are untouched."""
+    server = HoldingServer()
+    with session_for(server, max_sockets=2) as session:
+        pending = submit_all(session, [f"r{i}" for i in range(17)])
+        server.wait_held(17)
+        second = server.server.transports[1]
+        with server.lock:
+            server.held = [(t, e) for t, e in server.held if t is not second]
+        server.hold = False
+        second.close_with(1011)
+        assert pending[16].result().output_text == "r16"
+        assert session.stats.replays == 1
+        server.release()
+        assert [p.result().output_text for p in pending[:16]] == [f"r{i}" for i in range(16)]
+        assert all(frame.get("input") != "r16" for frame in server.server.transports[0].sent)
+
+
+def test_an_idle_extra_socket_is_closed_but_the_first_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After socket_idle_timeout with nothing in flight, the extra socket closes (its
+    reader notices while idle, between keepalive pings); the first socket stays open."""
+    monkeypatch.setattr(FakeTransport, "ping", lambda self: self.push_frames(Pong()))
+    server = HoldingServer()
+    with session_for(server, max_sockets=2, socket_idle_timeout=0.2, ping_interval=0.05) as session:
+        pending = submit_all(session, [f"r{i}" for i in range(17)])
+        server.wait_held(17)
+        server.release()
+        for p in pending:
+            p.result()
+        extra = server.server.transports[1]
+        deadline = time.monotonic() + 3
+        while not extra.closes_sent and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert extra.closes_sent == [1000]
+        assert server.server.transports[0].closes_sent == []
+        server.hold = False
+        assert session.send(ask("still here")).output_text == "still here"
+        assert server.socket_of["still here"] == 0
+
+
+def test_map_with_concurrency_64_uses_four_sockets() -> None:
+    """map() at concurrency 64 runs 64 at once over four sockets; answers in order."""
+    server = HoldingServer()
+    with session_for(server, max_sockets=4) as session:
+        results: List[Optional[List[str]]] = [None]
+
+        def run() -> None:
+            results[0] = [
+                r.output_text
+                for r in session.map([ask(f"m{i}") for i in range(64)], concurrency=64)
+            ]
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        server.wait_held(64)
+        assert len(server.server.transports) == 4
+        server.release()
+        thread.join(10)
+        assert results[0] == [f"m{i}" for i in range(64)]
