@@ -364,6 +364,10 @@ class OpenAI:
         fallback_cooldown: float = DEFAULT_FALLBACK_COOLDOWN,
         # Lifetime
         max_connection_age: float = DEFAULT_MAX_CONNECTION_AGE,
+        # Telemetry
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        capture_content: Optional[bool] = None,
     ) -> Session:
         """Open a WebSocket session (the socket connects now).
 
@@ -393,7 +397,11 @@ class OpenAI:
         seconds (doubling after each failed try, up to 10 minutes). A message
         larger than ``max_message_size`` bytes (default 16 MiB, a few MiB over
         the largest event the service sends; ``None``: no limit) closes the
-        socket with 1009 instead of being read into memory.
+        socket with 1009 instead of being read into memory. ``tracer_provider`` and
+        ``meter_provider`` are the OpenTelemetry providers of the session's spans and
+        metrics (default: the global ones; nothing is recorded without OpenTelemetry);
+        ``capture_content`` records instructions, input and output on the spans
+        (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``).
         """
         options = SessionOptions(
             url=self.websocket_url,
@@ -419,7 +427,13 @@ class OpenAI:
             max_message_size=max_message_size,
             fallback_cooldown=fallback_cooldown,
         )
-        return Session(options, http=self._http_transport)
+        return Session(
+            options,
+            http=self._http_transport,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            capture_content=capture_content,
+        )
 
     def close(self) -> None:
         """Release the HTTP connection pool (sessions are closed on their own).

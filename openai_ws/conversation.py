@@ -196,6 +196,14 @@ class Conversation:
                 released.set()
                 self._busy.release()
 
+        def closed() -> None:
+            # Closed or dropped, perhaps before the first event: the request is
+            # abandoned (its events dropped, its span ended), the conversation freed.
+            if state is not None:
+                state.abandoned = True
+                state.telemetry.abandon()
+            release()
+
         def record() -> Iterator[ServerEvent]:
             try:
                 items = new
@@ -213,7 +221,7 @@ class Conversation:
                 release()
 
         steer = None if state is None else self._steer_of(state)
-        return EventStream(record(), release, steer=steer)
+        return EventStream(record(), closed, steer=steer)
 
     def run(
         self,

@@ -571,9 +571,10 @@ def over_http(
     request.over_http = True
     request.started.set()  # wakes a thread waiting to steer it: HTTP cannot be steered
     log.info("request %d goes over HTTP: %s", request.key, reason)
-    transport = http()
-    token = engine.begin_http_call()  # close() aborts the call through it
+    token = None
     try:
+        transport = http()
+        token = engine.begin_http_call()  # close() aborts the call through it
         while True:
             # stream_id names a WebSocket lane; it has no meaning over HTTP.
             request.body = request.http_body()
@@ -597,7 +598,8 @@ def over_http(
         request.telemetry.failed(exc)  # over_http may be the request's outermost loop
         raise
     finally:
-        engine.end_http_call(token)
+        if token is not None:
+            engine.end_http_call(token)
         request.telemetry.end()
 
 

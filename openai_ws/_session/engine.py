@@ -660,6 +660,7 @@ class Engine:
                     record = conn.core.steer(pending, self._steers.next_key())
                     handle = self._steers.add(record, input)
                     self._stats["steers"] += 1
+                request.telemetry.event("steer", response_id=response_id)
                 text = (
                     '{"type": "response.steer", "previous_response_id": '
                     f"{json.dumps(response_id)}, \"input\": {input_text}}}"
