@@ -4,6 +4,9 @@
   child process, so the server does not share the client's GIL: on a
   2-core machine the emulator gets one core and the client under test the
   other. ``in_process=True`` starts it in a thread of this process instead.
+  It is an :class:`Endpoint` (URLs, CA file, API key, client factories);
+  ``endpoint.via(port)`` is the same server reached through another port of
+  127.0.0.1, such as ``netproxy.NetProxy``'s (the certificate still matches).
 * A bare websocket-client reader (:class:`BareSocket`): the floor every client
   is compared with.
 * Small statistics helpers, a description of the machine, and :class:`Goal`,
@@ -25,6 +28,7 @@ import statistics
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
@@ -34,6 +38,7 @@ __all__ = [
     "REPO",
     "BareSocket",
     "EmulatorProcess",
+    "Endpoint",
     "Goal",
     "load_note",
     "machine_summary",
@@ -68,7 +73,63 @@ def _serve(conn: Any, tls: bool, config: Dict[str, Any]) -> None:
         emu.stop()
 
 
-class EmulatorProcess:
+class Endpoint:
+    """Where a client finds the emulator: ``base_url``, ``ws_url``, ``ca_file``, ``api_key``.
+
+    Plain strings, so an endpoint can be handed to a child process (``state()``
+    and ``Endpoint(**state)``).
+    """
+
+    def __init__(
+        self, base_url: str = "", ws_url: str = "", ca_file: Optional[str] = None, api_key: str = ""
+    ) -> None:
+        self.base_url = base_url
+        self.ws_url = ws_url
+        self.ca_file = ca_file
+        self.api_key = api_key
+
+    def state(self) -> Dict[str, Any]:
+        """The constructor's arguments (picklable)."""
+        return {
+            "base_url": self.base_url,
+            "ws_url": self.ws_url,
+            "ca_file": self.ca_file,
+            "api_key": self.api_key,
+        }
+
+    @property
+    def port(self) -> int:
+        """The TCP port of ``base_url``."""
+        port = urlsplit(self.base_url).port
+        if port is None:
+            raise ValueError(f"no port in {self.base_url!r}")
+        return port
+
+    def via(self, port: int) -> Endpoint:
+        """The same server reached through ``127.0.0.1:port`` (a proxy in front of it)."""
+
+        def moved(url: str) -> str:
+            parts = urlsplit(url)
+            return urlunsplit(parts._replace(netloc=f"127.0.0.1:{port}"))
+
+        return Endpoint(moved(self.base_url), moved(self.ws_url), self.ca_file, self.api_key)
+
+    def ssl_context(self) -> Optional[ssl.SSLContext]:
+        """A verifying client context trusting the emulator's CA (``None`` without TLS)."""
+        if not self.ca_file:
+            return None
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def client(self, **options: Any) -> Any:
+        """An ``openai_ws.OpenAI`` client for this endpoint."""
+        import openai_ws
+
+        return openai_ws.OpenAI(
+            api_key=self.api_key, base_url=self.base_url, ca_bundle=self.ca_file, **options
+        )
+
+
+class EmulatorProcess(Endpoint):
     """An emulator on 127.0.0.1, port 0, in a child process (or in this one).
 
     Use as a context manager. Exposes ``base_url``, ``ws_url``, ``ca_file`` and
@@ -76,13 +137,10 @@ class EmulatorProcess:
     """
 
     def __init__(self, *, tls: bool = False, in_process: bool = False, **config: Any) -> None:
+        super().__init__()
         self.tls = tls
         self.in_process = in_process
         self.config = config
-        self.base_url = ""
-        self.ws_url = ""
-        self.ca_file: Optional[str] = None
-        self.api_key = ""
         self._emu: Any = None
         self._proc: Any = None
         self._conn: Any = None
@@ -134,20 +192,6 @@ class EmulatorProcess:
             self._conn.close()
             self._proc = None
 
-    def ssl_context(self) -> Optional[ssl.SSLContext]:
-        """A verifying client context trusting the emulator's CA (``None`` without TLS)."""
-        if not self.ca_file:
-            return None
-        return ssl.create_default_context(cafile=self.ca_file)
-
-    def client(self, **options: Any) -> Any:
-        """An ``openai_ws.OpenAI`` client for this emulator."""
-        import openai_ws
-
-        return openai_ws.OpenAI(
-            api_key=self.api_key, base_url=self.base_url, ca_bundle=self.ca_file, **options
-        )
-
 
 # -- the floor: a bare websocket-client loop -------------------------------------
 
@@ -155,7 +199,7 @@ class EmulatorProcess:
 class BareSocket:
     """One ``websocket.create_connection`` read with ``recv()`` + ``json.loads``."""
 
-    def __init__(self, emu: EmulatorProcess, *, skip_utf8_validation: bool = True) -> None:
+    def __init__(self, emu: Endpoint, *, skip_utf8_validation: bool = True) -> None:
         import websocket
 
         sslopt = {"context": emu.ssl_context()} if emu.ca_file else None

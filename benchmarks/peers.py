@@ -60,6 +60,7 @@ from _common import (
     TERMINAL,
     BareSocket,
     EmulatorProcess,
+    Endpoint,
     Goal,
     load_note,
     machine_summary,
@@ -106,7 +107,7 @@ def official_available() -> Tuple[bool, str]:
 class LoopClient:
     name = ""
 
-    def __init__(self, emu: EmulatorProcess) -> None:
+    def __init__(self, emu: Endpoint) -> None:
         self.emu = emu
 
     def turn(self, body: Dict[str, Any]) -> str:
@@ -119,7 +120,7 @@ class LoopClient:
 class SessionClient(LoopClient):
     name = SESSION
 
-    def __init__(self, emu: EmulatorProcess) -> None:
+    def __init__(self, emu: Endpoint) -> None:
         super().__init__(emu)
         self.client = emu.client()
         self.session = self.client.ws_session()
@@ -141,7 +142,7 @@ class SessionClient(LoopClient):
 class NewConnectionHTTP(LoopClient):
     name = NEW_HTTP
 
-    def __init__(self, emu: EmulatorProcess) -> None:
+    def __init__(self, emu: Endpoint) -> None:
         super().__init__(emu)
         self.url = f"{emu.base_url}/responses"
         self.headers = {"Authorization": f"Bearer {emu.api_key}"}
@@ -157,7 +158,7 @@ class NewConnectionHTTP(LoopClient):
 class PooledHTTP(NewConnectionHTTP):
     name = POOLED_HTTP
 
-    def __init__(self, emu: EmulatorProcess) -> None:
+    def __init__(self, emu: Endpoint) -> None:
         super().__init__(emu)
         self.http = requests.Session()
         self.http.headers.update(self.headers)
@@ -176,7 +177,7 @@ class PooledHTTP(NewConnectionHTTP):
 class OwsHTTP(LoopClient):
     name = OWS_HTTP
 
-    def __init__(self, emu: EmulatorProcess) -> None:
+    def __init__(self, emu: Endpoint) -> None:
         super().__init__(emu)
         self.client = emu.client()
         self.client.responses.create(model=MODEL, input="warm the pool", store=False)
@@ -191,7 +192,7 @@ class OwsHTTP(LoopClient):
 class BareClient(LoopClient):
     name = BARE
 
-    def __init__(self, emu: EmulatorProcess) -> None:
+    def __init__(self, emu: Endpoint) -> None:
         super().__init__(emu)
         self.bare = BareSocket(emu)
 
@@ -210,7 +211,7 @@ class BareClient(LoopClient):
         self.bare.close()
 
 
-def _official_client(emu: EmulatorProcess) -> Any:
+def _official_client(emu: Endpoint) -> Any:
     import openai
 
     http_client = openai.DefaultHttpxClient(verify=emu.ssl_context() or True)
@@ -220,7 +221,7 @@ def _official_client(emu: EmulatorProcess) -> Any:
 class OfficialConnection(LoopClient):
     name = OFFICIAL_WS
 
-    def __init__(self, emu: EmulatorProcess) -> None:
+    def __init__(self, emu: Endpoint) -> None:
         super().__init__(emu)
         self.client = _official_client(emu)
         options: Dict[str, Any] = {}
@@ -254,7 +255,7 @@ class OfficialConnection(LoopClient):
 class OfficialSession(OfficialConnection):
     name = OFFICIAL_SESSION
 
-    def __init__(self, emu: EmulatorProcess) -> None:
+    def __init__(self, emu: Endpoint) -> None:
         super().__init__(emu)
         from openai.lib.responses_websocket import (
             ResponsesWebSocketLimits,
@@ -295,7 +296,7 @@ class OfficialSession(OfficialConnection):
 class OfficialHTTP(LoopClient):
     name = OFFICIAL_HTTP
 
-    def __init__(self, emu: EmulatorProcess) -> None:
+    def __init__(self, emu: Endpoint) -> None:
         super().__init__(emu)
         self.client = _official_client(emu)
         self.client.responses.create(model=MODEL, input="warm the pool", store=False)

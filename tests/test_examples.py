@@ -21,6 +21,8 @@ SCRIPTS = [
     "concurrent_threads.py",
     "fallback.py",
     "conversation.py",
+    "steering.py",
+    "ray_batch.py",
 ]
 
 
@@ -62,6 +64,8 @@ def test_every_example_is_tested() -> None:
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_emulator_flag_wins_over_an_exported_key(name: str) -> None:
     """With OPENAI_API_KEY exported, `--emulator` still runs the example on the emulator."""
+    if name == "ray_batch.py":
+        pytest.importorskip("ray")
     # The exported settings point at a closed local port, never at the real API:
     # an example that ignored --emulator would fail to connect.
     env = example_env(OPENAI_API_KEY="sk-exported-key", OPENAI_BASE_URL=unreachable_url())
@@ -123,3 +127,23 @@ def test_conversation_example() -> None:
     assert "10 items in the history" in out
     assert "http_fallbacks=1" in out and "reconnects=0" not in out
 
+
+
+def test_steering_example() -> None:
+    """A stream steered mid-answer goes on with its successor; a steer from another thread
+    changes a submitted request's answer; an older model refuses, its answer untouched."""
+    out = run_example("steering.py")
+    assert "the server took the steer" in out
+    assert "stopped: steered" in out
+    assert "answered: 'Focus on the rollback plan.'" in out
+    assert "steer: applied (successor resp_" in out
+    assert "gpt-4o-mini answered anyway: 'A short answer, please.'" in out
+
+
+def test_ray_batch_example() -> None:
+    """Five prompts and a 3-turn chat answered on two actors; the empty row is an error."""
+    pytest.importorskip("ray")
+    out = run_example("ray_batch.py")
+    assert "[4] completed" in out
+    assert "[5] completed" in out and "answered turn by turn: 3 turns" in out
+    assert "[6] ValueError: the row has no 'input'" in out

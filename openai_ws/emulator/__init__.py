@@ -87,7 +87,44 @@ key                            effect
 ``emulator_binary_after``      N: same with a binary frame (ignored over HTTP)
 ``emulator_unknown_after``     N: same with ``{"type": "response.future_thing", ...}``, which
                                takes a ``sequence_number`` and carries the lane's ``stream_id``
+``emulator_steer_fail``        a steer failure code: every ``response.steer`` of this response
+                               fails with it (``response_not_active``, ...), except
+                               ``successor_creation_failed``: accepted, the response ends
+                               steered, then ``response.steer.failed`` (same id), no successor
 =============================  ================================================================
+
+Steering (WebSocket only, docs/protocol.md sections 2.4, 3.5 and 10):
+``{"type": "response.steer", "previous_response_id": <running id>, "input": ...}``
+(those three fields only; ``input`` a non-empty string or a non-empty list of
+user messages whose content is a string or ``input_text``/``input_image``/
+``input_file`` parts) for a response running on this connection, whose model
+starts with one of ``EmulatorConfig.steering_models`` (``gpt-6``) and which uses
+neither ``conversation`` nor ``context_management``, is answered
+``response.steer.accepted`` ``{steer: {id, previous_response_id}}``. Before the
+next text delta or output item the response then ends with
+``response.incomplete`` (``incomplete_details.reason: "steered"``; ``output`` is
+what was sent, a message cut short has status ``incomplete``), and its
+successor starts at once on the same lane: the steered response's settings,
+``previous_response_id`` = the steered id, ``input`` = the user messages of every
+steer accepted so far, in order (answered like any input: the echo of the last
+message), with the steered response's ``emulator_ttft``/``emulator_token_interval``
+but none of its other ``emulator_*`` keys. A steer accepted after the last such
+boundary lets the response complete first. A steer of the successor steers the
+successor. A response with ``function_call`` output is never cut short: after
+its ``response.completed`` each steer gets ``response.steer.pending``
+``{reason: "waiting_for_required_input", required_input: [{type:
+"function_call_output", call_id, name}], steer}``, so does a steer that arrives
+while it waits, and the next ``response.create`` on the connection with that
+``previous_response_id`` gets the queued messages before its own input.
+Failures are ``response.steer.failed`` ``{error: {type: "invalid_request_error",
+code, message}, steer: {id?, previous_response_id, input}}`` with the input as
+sent: ``invalid_input``, ``response_not_found`` (not run on this connection; the
+last 1024 ended responses are remembered), ``steering_not_supported``,
+``too_many_pending_steers`` (over ``EmulatorConfig.max_pending_steers``, 4),
+``response_already_completed`` (completed, waiting for nothing),
+``response_not_active`` (ended otherwise, steered included), or the code of
+``emulator_steer_fail``. Steering events take the target response's next
+``sequence_number`` and carry its ``stream_id``.
 
 Continuation: every connection caches the latest completed/incomplete response
 of each lane; a ``previous_response_id`` equal to any lane's latest is a cache
@@ -149,10 +186,12 @@ response. ``max_output_tokens`` accepts values below the service's minimum of
 tokens of the instructions and input plus the parent's ``total_tokens``, which
 also fill ``cached_tokens`` when the parent came from the connection cache.
 A binary client frame holding UTF-8 JSON is accepted like a text frame.
-``response.steer`` is answered with ``response.steer.failed``
-(``steering_not_supported``). Every close the server initiates waits for the
-peer's close frame (2 s at most) before closing TCP; ``stop()`` closes open
-sockets with 1001.
+Steering: the safe boundaries (before a text delta or an output item, never in a
+tool-call response), no ``.done`` events for the item cut short before
+``response.incomplete``, ``sequence_number`` 0 and no ``stream_id`` when the target
+is unknown, and ``max_pending_steers = 4`` are our choices. Every close the
+server initiates waits for the peer's close frame (2 s at most) before closing
+TCP; ``stop()`` closes open sockets with 1001.
 """
 
 from ._config import EmulatorConfig

@@ -9,7 +9,7 @@ per-connection or per-request state, and it must never perform I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal, Optional, Tuple
 
 __all__ = [
     "DECIMAL_RULES",
@@ -121,3 +121,46 @@ class EmulatorConfig:
     strict_parameters: bool = True
     """Reject unknown request body parameters with ``unknown_parameter`` (as the service
     does); over HTTP this includes the WebSocket-only ``type`` and ``stream_id``."""
+
+    # -- steering (docs/protocol.md sections 2.4, 3.5 and 10) -------------------------------
+
+    steering_models: Tuple[str, ...] = ("gpt-6",)
+    """Model name prefixes whose responses accept ``response.steer`` (the steering guide
+    names only the GPT-6 family); a steer of any other model's response, or of one that
+    uses ``conversation`` or ``context_management``, fails with ``steering_not_supported``.
+    Read when the steer arrives."""
+
+    max_pending_steers: int = 4
+    """Accepted steers not yet committed (by a successor's ``response.created``, or by the
+    continuation of a response waiting for tool output) per response; one more fails with
+    ``too_many_pending_steers``. The service does not publish its limit: 4 is our choice."""
+
+    steering_token_interval: float = 0.02
+    """Seconds between two deltas of a steerable model's WebSocket response when
+    ``token_interval`` is 0 and the request sets no ``emulator_token_interval``: a real
+    response of such a model runs for seconds, so a steer sent after its first delta
+    finds it still running (0: as fast as other models)."""
+
+    # -- cost model of a store load (benchmarks; docs/protocol.md sections 5 and 10) --------
+    #
+    # A continuation whose parent is loaded from the store (always over HTTP; over a
+    # WebSocket when the socket's cache does not hold the parent) waits, before its
+    # first event, store_lookup_delay + history_rebuild_base + history_rebuild_per_item
+    # * N, N being every input and output item of the parent's chain (its context
+    # count, which compaction does not lower). A WebSocket continuation found in the
+    # socket's cache pays none of it. Time to first token is ``ttft``, time per token
+    # ``token_interval``. Both defaults are 0 (no test pays); benchmarks/network.py sets
+    # its own values and says where they come from.
+
+    history_rebuild_base: float = 0.0
+    """Seconds every store load of a parent costs, whatever the chain's length: the
+    fixed part of rebuilding (rehydrating) the history server-side. Only the difference
+    between transports is published: the WebSocket-mode guide's 20-turn demo took 14.54 s
+    over WebSocket against 19.56 s over HTTP, about 250 ms per turn, the guide crediting
+    part of it to pinning a session to one engine (docs/protocol.md section 10)."""
+
+    history_rebuild_per_item: float = 0.0
+    """Seconds more per item of the parent's chain: the part that grows with the history.
+    Gateways that rebuild the history on every HTTP turn measured the WebSocket gain
+    growing with chain length, -28 % at 8 turns to -41 % at 40 (smg-project PR #1770,
+    sglang PR #22366; docs/protocol.md section 10)."""

@@ -1,10 +1,11 @@
 """The response lifecycle shared by the WebSocket and HTTP sides of the emulator.
 
-Looking up a stored parent for ``previous_response_id`` (with the configured
-store delay, counted as a store hit), the context tokens a continuation
-inherits, planning and storing a new response with the server-wide settings
-(its input items and context hash too, for ``input_items`` and the
-proof-of-context digest), and recording its end in the counters and the store.
+Looking up a stored parent for ``previous_response_id`` (after the cost model
+of a store load, ``store_load_delay``; counted as a store hit), the context
+tokens a continuation inherits, planning and storing a new response with the
+server-wide settings (its input items and context hash too, for
+``input_items`` and the proof-of-context digest), and recording its end in the
+counters and the store.
 Both ``_ws`` and ``_http`` call these, so a response is started and finished
 the same way over either transport. This module must never perform network
 I/O, never send an event or touch a socket or HTTP response, and never consult
@@ -19,6 +20,7 @@ import secrets
 import time
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from ._config import EmulatorConfig
 from ._context import (
     Context,
     digest_reply,
@@ -38,6 +40,7 @@ __all__ = [
     "input_record",
     "obfuscation",
     "start_response",
+    "store_load_delay",
     "stored_parent",
     "wants_obfuscation",
 ]
@@ -54,17 +57,47 @@ _ITEM_PREFIXES = {
 }
 
 
-async def stored_parent(state: ServerState, parent_id: str) -> Optional[Dict[str, Any]]:
-    """A stored parent response, after ``store_lookup_delay`` and counted as a store hit.
+def store_load_delay(config: EmulatorConfig, items: int) -> float:
+    """Seconds a continuation waits when its parent is loaded from the store: the cost model.
 
-    ``None`` when the store does not have it (the caller answers
-    ``previous_response_not_found``).
+    ``store_lookup_delay + history_rebuild_base + history_rebuild_per_item * items``,
+    ``items`` being every input and output item of the parent's chain (its context
+    count, ``_context``; a compaction does not lower it). Only store loads pay it:
+    every HTTP continuation, and a WebSocket one whose socket's cache does not hold
+    the parent; a cache hit rebuilds nothing (docs/protocol.md section 5: chaining
+    is fast when the parent still sits in the socket's own in-memory cache).
+
+    The rest of a response's time is ``ttft`` (time to first token) and
+    ``token_interval`` between deltas (``_scenario``). These knobs default to 0; the
+    network benchmark sets them from docs/protocol.md section 10: time to first token
+    250-800 ms p50-p95 (it uses 300 ms); about 250 ms saved per turn over WebSocket in
+    the guide's 20-turn demo (14.54 s against 19.56 s); a gain growing with the chain,
+    -28 % at 8 turns to -41 % at 40, on gateways that rebuild the history every HTTP
+    turn (smg-project PR #1770, sglang PR #22366). A model, not a measurement of the
+    service, which publishes no rebuild cost.
+    """
+    return (
+        config.store_lookup_delay
+        + config.history_rebuild_base
+        + config.history_rebuild_per_item * max(0, items)
+    )
+
+
+async def stored_parent(state: ServerState, parent_id: str) -> Optional[Dict[str, Any]]:
+    """A stored parent response, after the cost of a store load, counted as a store hit.
+
+    The cost is :func:`store_load_delay` of the parent's chain length (nothing with
+    the default config). ``None`` at once when the store does not have it (the
+    caller answers ``previous_response_not_found``). The WebSocket side calls this
+    only on a cache miss.
     """
     parent = state.store_get(parent_id)
     if parent is None:
         return None
-    if state.config.store_lookup_delay > 0:
-        await asyncio.sleep(state.config.store_lookup_delay)
+    context = state.stored_context(parent_id)
+    delay = store_load_delay(state.config, context.count if context is not None else 0)
+    if delay > 0:
+        await asyncio.sleep(delay)
     state.stats.incr("store_hits")
     return parent
 
@@ -142,8 +175,12 @@ def start_response(
     context_tokens: int,
     cached_tokens: int = 0,
     obfuscate: bool = False,
+    token_interval: Optional[float] = None,
 ) -> Scenario:
     """Plan a response with the server-wide settings, store it, count it as started.
+
+    ``token_interval`` replaces ``config.token_interval`` (the request's own
+    ``emulator_token_interval`` still wins).
 
     ``context`` is everything the server sees for it (parent chain + input): it
     becomes the digest of a ``context_digest`` reply and the content of the
@@ -164,7 +201,7 @@ def start_response(
         response_id=random_id("resp_"),
         created_at=int(time.time()),
         ttft=config.ttft,
-        token_interval=config.token_interval,
+        token_interval=config.token_interval if token_interval is None else token_interval,
         output_tokens=config.output_tokens,
         context_tokens=context_tokens,
         cached_tokens=cached_tokens,

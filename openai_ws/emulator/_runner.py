@@ -4,8 +4,10 @@
 numbers events (``sequence_number`` from 0, per response), tags them with the
 lane's ``stream_id`` and hands them to a ``Sink`` (a WebSocket, an SSE stream or
 nothing for plain JSON). When exactly N events have gone out it fires the
-``emulator_*_after`` faults of the request's ``Script``. It must never decide
-what a response contains (``_scenario`` does) nor which transport it runs on.
+``emulator_*_after`` faults of the request's ``Script``. An optional ``Control``
+(steering, ``_steer``) may stop the run at a safe boundary and number its own
+events in the same sequence. It must never decide what a response contains
+(``_scenario`` does) nor which transport it runs on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ._errors import ApiError, mid_stream_error
 from ._scenario import Scenario
 from ._script import Script
 
-__all__ = ["Outcome", "Sink", "dumps", "run_scenario"]
+__all__ = ["Control", "Numbering", "Outcome", "Sink", "dumps", "run_scenario"]
 
 _compact: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _quote: Callable[[str], str] = json.encoder.encode_basestring
@@ -76,6 +78,7 @@ class Outcome(enum.Enum):
     ERROR = "error"  # a scripted mid-stream error event ended it
     CLOSED = "closed"  # a scripted close ended it
     DISCONNECTED = "disconnected"  # the peer went away while sending
+    STOPPED = "stopped"  # the control stopped it at a safe boundary (steering); no terminal sent
 
 
 class Sink(Protocol):
@@ -100,6 +103,32 @@ class Sink(Protocol):
         """Close the transport with ``code`` and an empty reason (1006: drop TCP)."""
 
 
+class Numbering(Protocol):
+    """The running ``sequence_number`` of one response (the next number to give)."""
+
+    sequence: int
+
+
+class Control(Protocol):
+    """A hook into one run: may stop it at a safe boundary, shares its numbering.
+
+    ``lock`` is held by the runner while it hands events to the sink, so that an
+    event the control sends itself (numbered with ``Numbering.sequence`` under the
+    same lock) never overtakes numbered events still on their way. ``stop_here``
+    is consulted only while ``stop_wanted`` is true (one attribute read per step
+    otherwise), before the step's delay and again after it.
+    """
+
+    lock: asyncio.Lock
+    stop_wanted: bool
+
+    def bind(self, numbering: Numbering) -> None:
+        """Called once, before the first event: the sequence the run numbers with."""
+
+    def stop_here(self, index: int, event: Dict[str, Any]) -> bool:
+        """Whether to stop before step ``index`` (``event``, not numbered yet)."""
+
+
 _ORDER = ("malformed", "binary", "unknown", "error", "close")
 
 
@@ -113,8 +142,11 @@ class _Run:
         script: Script,
         close_active: bool,
         on_fault: Optional[Callable[[str], None]],
+        *,
+        lock: Optional[asyncio.Lock] = None,
     ) -> None:
         self.sink = sink
+        self.lock = lock
         self.stream_id = stream_id
         self.close_code = script.close_code if script.close_code is not None else 1000
         self.on_fault = on_fault
@@ -145,11 +177,22 @@ class _Run:
 
     async def flush(self, batch: List[Dict[str, Any]]) -> None:
         """Send ``batch`` and count it."""
-        await self.sink.send_events(batch)
+        lock = self.lock
+        if lock is None:
+            await self.sink.send_events(batch)
+        else:
+            async with lock:
+                await self.sink.send_events(batch)
         self.sent += len(batch)
 
     async def fire(self) -> Optional[Outcome]:
         """Fire every fault due now; return an outcome when one ended the response."""
+        if self.lock is None:
+            return await self._fire()
+        async with self.lock:
+            return await self._fire()
+
+    async def _fire(self) -> Optional[Outcome]:
         sink = self.sink
         while self.triggers and self.triggers[0][0] == self.sent:
             _, _, kind = self.triggers.pop(0)
@@ -185,6 +228,7 @@ async def run_scenario(
     close_active: bool,
     on_fault: Optional[Callable[[str], None]] = None,
     on_terminal: Optional[Callable[[], None]] = None,
+    control: Optional[Control] = None,
 ) -> Tuple[Outcome, int]:
     """Send ``scenario`` through ``sink``; return the outcome and the events sent.
 
@@ -194,8 +238,14 @@ async def run_scenario(
     says whether this attempt is within ``emulator_close_times``. ``on_terminal``
     runs just before the terminal event is handed to the sink, so that whatever
     it records (store, cache, stats) is visible to a client that saw the event.
+    With a ``control`` whose ``stop_here`` says so, the run stops before that step
+    (everything numbered so far sent) and returns ``Outcome.STOPPED``: the caller
+    ends the response itself.
     """
-    run = _Run(sink, stream_id, script, close_active, on_fault)
+    lock = None if control is None else control.lock
+    run = _Run(sink, stream_id, script, close_active, on_fault, lock=lock)
+    if control is not None:
+        control.bind(run)
     batch: List[Dict[str, Any]] = []
     last = len(scenario.steps) - 1
     try:
@@ -208,7 +258,13 @@ async def run_scenario(
                 if ended is not None:
                     return ended, run.sent
             if delay > 0:
+                if control is not None and control.stop_wanted and control.stop_here(index, event):
+                    return Outcome.STOPPED, run.sent
                 await asyncio.sleep(delay)
+            if control is not None and control.stop_wanted and control.stop_here(index, event):
+                if batch:
+                    await run.flush(batch)
+                return Outcome.STOPPED, run.sent
             run.number(event)
             if index == last and on_terminal is not None:
                 on_terminal()

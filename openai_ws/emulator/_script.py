@@ -52,6 +52,9 @@ class Script:
     malformed_after: Optional[int] = None
     binary_after: Optional[int] = None
     unknown_after: Optional[int] = None
+    steer_fail: Optional[str] = None
+    """A steer failure code: every ``response.steer`` of this response fails with it, except
+    ``successor_creation_failed``, which is accepted and fails at the commit point."""
 
     def error_applies(self, attempt: int) -> bool:
         """Whether ``emulator_error`` fires on this (1-based) attempt."""
@@ -179,6 +182,7 @@ _PARSERS: Dict[str, Tuple[str, Callable[[str, str], Any]]] = {
     "emulator_malformed_after": ("malformed_after", _nonnegative_int),
     "emulator_binary_after": ("binary_after", _nonnegative_int),
     "emulator_unknown_after": ("unknown_after", _nonnegative_int),
+    "emulator_steer_fail": ("steer_fail", _code),
 }
 
 SCRIPT_KEYS = tuple(_PARSERS)

@@ -4,11 +4,13 @@ A ``WsConnection`` reads client frames, answers request errors at once, puts
 valid ``response.create`` events on their lane (``_lanes``), and runs each
 started response as its own task that writes frames straight to the socket.
 It owns the connection-local continuation cache (with each cached response's
-context hash for the proof-of-context digest) and the connection-level
-quirks (age limit, decimal sampling close, size limit, scripted closes). It
-must never block the event loop, never send a frame for a request that belongs
-to another lane, and never outlive its socket: when the reader stops, every
-task of the connection is cancelled or awaited.
+context hash for the proof-of-context digest), the connection's steering state
+(``_steer``: a ``response.steer`` may end the running response ``steered`` and
+start its successor in the same task, on the same lane) and the
+connection-level quirks (age limit, decimal sampling close, size limit,
+scripted closes). It must never block the event loop, never send a frame for a
+request that belongs to another lane, and never outlive its socket: when the
+reader stops, every task of the connection is cancelled or awaited.
 """
 
 from __future__ import annotations
@@ -46,8 +48,19 @@ from ._errors import (
 from ._lanes import LaneScheduler, is_valid_stream_id
 from ._responses import context_tokens_of, finish_response, start_response, stored_parent
 from ._runner import Outcome, dumps, run_scenario
+from ._scenario import Scenario
 from ._script import Script, parse_script
 from ._state import ServerState
+from ._steer import (
+    SteerBook,
+    SteerControl,
+    pending_event,
+    prepend_input,
+    steered_final,
+    successor_body,
+    successor_failed_event,
+    successor_script,
+)
 from ._validate import has_decimal_sampling, validate_create
 
 __all__ = ["WsConnection", "websocket_handler"]
@@ -66,6 +79,22 @@ class _Job:
     body: Dict[str, Any]
     lane: Optional[str]
     script: Script
+
+
+@dataclass
+class _Turn:
+    """One started response of a job: the client's, or a steered response's successor."""
+
+    body: Dict[str, Any]
+    lane: Optional[str]
+    script: Script
+    scenario: Scenario
+    context: Context
+    close_active: bool
+    evict_parent: Optional[str]
+    """The parent to evict from the lane's cache if this response fails (same lane)."""
+    final: Optional[Dict[str, Any]] = None
+    after: Context = EMPTY_CONTEXT
 
 
 _PACK_SHORT = struct.Struct("!BB").pack
@@ -154,6 +183,7 @@ class WsConnection:
             max_active=config.max_active_responses, max_names=config.max_stream_ids
         )
         self.cache = ConnectionCache()
+        self.steering = SteerBook()
         self.tasks: Set[asyncio.Task[None]] = set()
         self.closing = False
         self._reader: Optional[asyncio.Task[Any]] = None
@@ -283,6 +313,7 @@ class WsConnection:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         self.cache.clear()
+        self.steering.clear()
 
     async def _on_frame(self, text: str) -> None:
         self.state.stats.incr("ws_messages")
@@ -315,23 +346,39 @@ class WsConnection:
             )
 
     async def _on_steer(self, payload: Dict[str, Any]) -> None:
-        """Steering is not emulated: answer ``response.steer.failed`` (PROTOCOL 3.5)."""
-        steer: Dict[str, Any] = {
-            "previous_response_id": payload.get("previous_response_id"),
-            "input": payload.get("input"),
-        }
-        await self.send_json(
-            {
-                "type": "response.steer.failed",
-                "sequence_number": 0,
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "steering_not_supported",
-                    "message": "Steering is not supported by the emulator.",
-                },
-                "steer": steer,
-            }
+        """Answer ``response.steer`` (docs/protocol.md sections 2.4 and 3.5; ``_steer``)."""
+        config = self.state.config
+        verdict = self.steering.decide(
+            payload, models=config.steering_models, limit=config.max_pending_steers
         )
+        await self._send_steer_events(verdict.control, verdict.events)
+
+    async def _send_steer_events(
+        self, control: Optional[SteerControl], events: List[Dict[str, Any]]
+    ) -> int:
+        """Send events numbered in ``control``'s response (0 without one); return the count.
+
+        Under the control's lock, so that they never overtake events the
+        response's run has numbered but not yet written; tagged with the target's
+        ``stream_id`` (never another lane's).
+        """
+        sent = 0
+        if control is None:
+            for event in events:
+                event["sequence_number"] = 0
+                if not await self.send_json(event):
+                    break
+                sent += 1
+            return sent
+        async with control.lock:
+            for event in events:
+                event["sequence_number"] = control.next_sequence()
+                if control.stream_id is not None:
+                    event["stream_id"] = control.stream_id
+                if not await self.send_json(event):
+                    break
+                sent += 1
+        return sent
 
     async def _on_create(self, payload: Dict[str, Any]) -> None:
         state = self.state
@@ -445,6 +492,10 @@ class WsConnection:
             context_tokens = context_tokens_of(parent)
             if found is not None:
                 cached_tokens = context_tokens
+        if parent_id is not None:
+            queued = self.steering.take_queued(str(parent_id))
+            if queued:  # steering input waiting for this continuation goes first
+                body = prepend_input(body, queued)
         context = fold(parent_context or EMPTY_CONTEXT, request_items(body))
         scenario = start_response(
             state,
@@ -453,17 +504,42 @@ class WsConnection:
             context=context,
             context_tokens=context_tokens,
             cached_tokens=cached_tokens,
+            token_interval=_paced_interval(state, body),
         )
+        turn: Optional[_Turn] = _Turn(
+            body=body,
+            lane=lane,
+            script=script,
+            scenario=scenario,
+            context=context,
+            close_active=close_active,
+            evict_parent=str(parent_id) if same_lane else None,
+        )
+        while turn is not None:
+            turn = await self._run_turn(turn)
+
+    async def _run_turn(self, turn: _Turn) -> Optional[_Turn]:
+        """Run one response; return its successor when steering asks for one."""
+        state = self.state
+        scenario, lane = turn.scenario, turn.lane
+        control = SteerControl(scenario, lane, turn.body, turn.script)
+        self.steering.begin(control)
         recorded = False
 
-        def record(outcome: Outcome) -> None:
+        def record(outcome: Outcome, final: Optional[Dict[str, Any]] = None) -> None:
             nonlocal recorded
             recorded = True
-            final, after = finish_response(state, body, scenario.final, outcome, context)
+            turn.final, turn.after = finish_response(
+                state, turn.body, final or scenario.final, outcome, turn.context
+            )
             if outcome in (Outcome.COMPLETED, Outcome.INCOMPLETE):
-                self.cache.remember(lane, final, after)
-            elif outcome in (Outcome.FAILED, Outcome.ERROR) and same_lane:
-                self.cache.evict(lane, str(parent_id))
+                self.cache.remember(lane, turn.final, turn.after)
+            elif outcome in (Outcome.FAILED, Outcome.ERROR) and turn.evict_parent is not None:
+                self.cache.evict(lane, turn.evict_parent)
+
+        def terminal() -> None:
+            record(Outcome(scenario.status))
+            self.steering.terminal(control, scenario.final)
 
         outcome = Outcome.DISCONNECTED
         sent = 0
@@ -472,15 +548,76 @@ class WsConnection:
                 scenario,
                 _WsSink(self, lane),
                 stream_id=lane,
-                script=script,
-                close_active=close_active,
+                script=turn.script,
+                close_active=turn.close_active,
                 on_fault=lambda _kind: state.stats.incr("faults_injected"),
-                on_terminal=lambda: record(Outcome(scenario.status)),
+                on_terminal=terminal,
+                control=control,
             )
+            control.cut()
+            if outcome is Outcome.STOPPED and control.stopped_at is not None:
+                final = steered_final(scenario, control.stopped_at, int(time.time()))
+                record(Outcome.INCOMPLETE, final)
+                event = {"type": "response.incomplete", "response": turn.final}
+                sent += await self._send_steer_events(control, [event])
+            return await self._after_turn(turn, control, outcome)
         finally:
             state.stats.incr("events_sent", sent)
             if not recorded:
                 record(outcome)
+            self.steering.end(control)
+
+    async def _after_turn(
+        self, turn: _Turn, control: SteerControl, outcome: Outcome
+    ) -> Optional[_Turn]:
+        """After the terminal event: pending events, failed steers, or the successor's turn."""
+        if outcome in (Outcome.CLOSED, Outcome.DISCONNECTED) or self.closing:
+            return None
+        if control.to_pend:
+            pend = [pending_event(steer, control.required) for steer in control.to_pend]
+            await self._send_steer_events(control, pend)
+        steers = control.take_accepted()
+        if not steers:
+            return None
+        if control.fail_successor or outcome in (Outcome.FAILED, Outcome.ERROR):
+            failed = [successor_failed_event(steer) for steer in steers]
+            await self._send_steer_events(control, failed)
+            return None
+        parent = turn.final or turn.scenario.final
+        body = successor_body(turn.body, turn.scenario.response_id, steers)
+        script = successor_script(turn.script)
+        context = fold(turn.after, request_items(body))
+        tokens = context_tokens_of(parent)  # the parent is in this connection's cache
+        scenario = start_response(
+            self.state,
+            body,
+            script,
+            context=context,
+            context_tokens=tokens,
+            cached_tokens=tokens,
+            token_interval=_paced_interval(self.state, body),
+        )
+        return _Turn(
+            body=body,
+            lane=turn.lane,
+            script=script,
+            scenario=scenario,
+            context=context,
+            close_active=False,
+            evict_parent=turn.scenario.response_id,
+        )
+
+
+def _paced_interval(state: ServerState, body: Dict[str, Any]) -> Optional[float]:
+    """The token interval of a steerable model's response when none is configured
+    (``EmulatorConfig.steering_token_interval``), else ``None`` (the configured one)."""
+    config = state.config
+    model = body.get("model")
+    if config.token_interval or not isinstance(model, str):
+        return None
+    if any(model.startswith(prefix) for prefix in config.steering_models):
+        return config.steering_token_interval
+    return None
 
 
 async def websocket_handler(state: ServerState, request: web.Request) -> web.StreamResponse:

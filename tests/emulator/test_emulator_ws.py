@@ -491,8 +491,11 @@ def test_background_is_rejected_over_websocket(emulator: Emulator) -> None:
         ws.close()
 
 
-def test_steer_is_answered_with_steer_failed(emulator: Emulator) -> None:
-    """response.steer is not emulated: it gets response.steer.failed with the input back."""
+def test_steer_of_an_unknown_response_is_answered_with_steer_failed(emulator: Emulator) -> None:
+    """A steer for an id this connection never ran gets response_not_found with the input back.
+
+    The rest of steering is in test_emulator_steering.py.
+    """
     ws = connect(emulator)
     try:
         ws.send(
@@ -502,7 +505,7 @@ def test_steer_is_answered_with_steer_failed(emulator: Emulator) -> None:
     finally:
         ws.close()
     assert event["type"] == "response.steer.failed"
-    assert event["error"]["code"] == "steering_not_supported"
+    assert event["error"]["code"] == "response_not_found"
     assert event["steer"] == {"previous_response_id": "resp_x", "input": "hi"}
 
 
