@@ -129,8 +129,10 @@ last 1024 ended responses are remembered), ``steering_not_supported``,
 Continuation: every connection caches the latest completed/incomplete response
 of each lane; a ``previous_response_id`` equal to any lane's latest is a cache
 hit, otherwise ``store: true`` responses (kept until the ``Emulator`` object
-goes away, across restarts) load from the store after ``store_lookup_delay``,
-and anything else is ``previous_response_not_found``. A request whose parent is
+goes away, across restarts) load from the store after ``store_lookup_delay``
+plus ``history_rebuild_base`` + ``history_rebuild_per_item`` x the items of the
+parent chain (the cost model of the benchmarks; 0 by default; a cache hit pays
+nothing), and anything else is ``previous_response_not_found``. A request whose parent is
 the latest of its *own* lane and that fails (an error before it starts, a
 mid-stream ``error``, ``response.failed``) evicts that parent; a failed fork
 from another lane does not. HTTP uses the store only.

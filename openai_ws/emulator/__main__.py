@@ -192,6 +192,44 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="extra delay on store loads (default: %(default)g)",
     )
+    parser.add_argument(
+        "--history-rebuild-base",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="cost model: fixed delay of a continuation loaded from the store "
+        "(default: %(default)g)",
+    )
+    parser.add_argument(
+        "--history-rebuild-per-item",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="cost model: delay per item of the parent chain on a store load "
+        "(default: %(default)g)",
+    )
+    parser.add_argument(
+        "--steering-models",
+        default="gpt-6",
+        metavar="PREFIXES",
+        help="comma-separated model name prefixes that accept response.steer "
+        "(default: %(default)s; empty: none)",
+    )
+    parser.add_argument(
+        "--max-pending-steers",
+        type=_count,
+        default=4,
+        metavar="N",
+        help="accepted steers waiting per response (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--steering-token-interval",
+        type=_seconds,
+        default=0.02,
+        metavar="SECONDS",
+        help="pace of a steerable model's WebSocket answer when --token-interval is 0 "
+        "(default: %(default)g)",
+    )
     parser.add_argument("--lenient", action="store_true", help="ignore unknown body parameters")
     return parser
 
@@ -214,6 +252,11 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         decimal_sampling_rule=args.decimal_rule,
         sse_error_shape=args.sse_error_shape,
         store_lookup_delay=args.store_lookup_delay,
+        history_rebuild_base=args.history_rebuild_base,
+        history_rebuild_per_item=args.history_rebuild_per_item,
+        steering_models=tuple(p.strip() for p in args.steering_models.split(",") if p.strip()),
+        max_pending_steers=args.max_pending_steers,
+        steering_token_interval=args.steering_token_interval,
         strict_parameters=not args.lenient,
     )
 

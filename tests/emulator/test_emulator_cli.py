@@ -221,3 +221,31 @@ def test_decimal_rule_and_sse_error_shape_flags_reach_the_config() -> None:
     assert config.sse_error_shape == "nested"
     defaults = config_from_args(build_parser().parse_args([]))
     assert (defaults.decimal_sampling_rule, defaults.sse_error_shape) == ("non_integer", "flat")
+
+
+def test_steering_and_cost_model_flags_reach_the_config() -> None:
+    """The steering and cost-model flags set their EmulatorConfig fields; the defaults
+    are the config's own."""
+    from openai_ws.emulator import EmulatorConfig
+    from openai_ws.emulator.__main__ import build_parser, config_from_args
+
+    args = build_parser().parse_args(
+        [
+            "--steering-models", "gpt-6, o9",
+            "--max-pending-steers", "2",
+            "--steering-token-interval", "0.1",
+            "--history-rebuild-base", "0.3",
+            "--history-rebuild-per-item", "0.01",
+        ]
+    )  # fmt: skip
+    config = config_from_args(args)
+    assert config.steering_models == ("gpt-6", "o9")
+    assert (config.max_pending_steers, config.steering_token_interval) == (2, 0.1)
+    assert (config.history_rebuild_base, config.history_rebuild_per_item) == (0.3, 0.01)
+    defaults = config_from_args(build_parser().parse_args([]))
+    plain = EmulatorConfig()
+    assert defaults.steering_models == plain.steering_models
+    assert defaults.max_pending_steers == plain.max_pending_steers
+    assert defaults.steering_token_interval == plain.steering_token_interval
+    assert (defaults.history_rebuild_base, defaults.history_rebuild_per_item) == (0.0, 0.0)
+    assert config_from_args(build_parser().parse_args(["--steering-models", ""])).steering_models == ()
