@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
@@ -207,7 +207,7 @@ class Route:
     """The event refused the request's lane; it never ran and may be replayed."""
     steer: Optional[SteerRecord] = None
     """The steer a ``response.steer.*`` event answered (its status already updated)."""
-    applied: List[SteerRecord] = attrs.Factory(list)
+    applied: Sequence[SteerRecord] = ()
     """Steers that the successor response this event creates carries."""
     settling: bool = False
     """The event is its response's terminal event, but the request goes on until its
@@ -361,17 +361,47 @@ class ConnectionCore:
         event_type = event.get("type")
         if event_type in STEER_EVENT_TYPES:
             return self._route_steer(event)
-        while True:
-            route = self._route(event, event_type)
-            if route is None or not route.pending.settling or self._continues(route, event):
-                break
+        target, rejected = self._target(event, event_type)
+        while target is not None and target.settling and not self._continues(target, event):
             # The server moved on without a successor or an answer: the settling
             # request is over, and the event belongs to someone else.
-            self.end_settling(route.pending)
-            self.ended.append(route.pending)
-        if route is None:
+            self.end_settling(target)
+            self.ended.append(target)
+            target, rejected = self._target(event, event_type)
+        if target is None:
             return None
-        return self._account(route, event, event_type)
+        if rejected:
+            self._finish(target, completed=False)
+            return Route(target, True, True)
+        target.events += 1
+        applied: List[SteerRecord] = []
+        if event_type in RESPONSE_EVENT_TYPES:
+            response = event.get("response")
+            response_id = _text(response.get("id")) if isinstance(response, dict) else None
+            if response_id:
+                if target.settling and event_type == "response.created":
+                    # A successor goes on with the steers accepted so far.
+                    target.settling = False
+                    applied = [s for s in target.steers if s.status == "accepted"]
+                    for steer in applied:
+                        steer.status = "applied"
+                    target.steers = [s for s in target.steers if s.open]
+                if target.response_id and response_id != target.response_id:
+                    target.earlier_ids.append(target.response_id)
+                target.response_id = response_id
+            if event_type in TERMINAL_EVENT_TYPES:
+                completed = event_type in ("response.completed", "response.done")
+                if target.steers and any(s.open for s in target.steers):
+                    target.settling = True
+                    target.settled_completed = completed
+                    return Route(target, False, settling=True)
+                self._finish(target, completed=completed)
+                return Route(target, True)
+            return Route(target, False, applied=applied) if applied else Route(target, False)
+        if event_type in TERMINAL_EVENT_TYPES:  # an ``error`` event
+            self._finish(target, completed=False)
+            return Route(target, True)
+        return Route(target, False)
 
     def take_ended(self) -> List[Pending]:
         """Settling requests that the events routed since the last call ended
@@ -380,8 +410,11 @@ class ConnectionCore:
         ended, self.ended = self.ended, []
         return ended
 
-    def _route(self, event: Mapping[str, Any], event_type: Any) -> Optional[Route]:
-        """The request ``event`` belongs to by lane and order (nothing recorded yet)."""
+    def _target(
+        self, event: Mapping[str, Any], event_type: Any
+    ) -> Tuple[Optional[Pending], bool]:
+        """The request ``event`` belongs to by lane and order, and whether the event
+        refuses its lane (nothing recorded yet)."""
         stream_id = event.get("stream_id")
         rejected = False
         target: Optional[Pending]
@@ -411,15 +444,12 @@ class ConnectionCore:
             target = next((p for p in self._inflight if p.events == 0), None)
             if target is None and self._inflight:
                 target = self._inflight[0]
-        if target is None:
-            return None
-        return Route(target, rejected, rejected)
+        return target, rejected
 
     @staticmethod
-    def _continues(route: Route, event: Mapping[str, Any]) -> bool:
-        """Whether ``event`` goes on with the settling request of ``route``: a
+    def _continues(pending: Pending, event: Mapping[str, Any]) -> bool:
+        """Whether ``event`` goes on with the settling request ``pending``: a
         successor response continuing its response, or an error about it."""
-        pending = route.pending
         if event.get("type") == "error":
             return True
         if event.get("type") != "response.created":
@@ -427,38 +457,6 @@ class ConnectionCore:
         response = event.get("response")
         parent = response.get("previous_response_id") if isinstance(response, dict) else None
         return parent is not None and parent == pending.response_id
-
-    def _account(self, route: Route, event: Mapping[str, Any], event_type: Any) -> Route:
-        """Record ``event`` on its request and decide whether it ends it."""
-        target = route.pending
-        if route.rejected:
-            self._finish(target, completed=False)
-            return route
-        target.events += 1
-        if event_type in RESPONSE_EVENT_TYPES:
-            response = event.get("response")
-            response_id = _text(response.get("id")) if isinstance(response, dict) else None
-            if response_id:
-                if target.settling and event_type == "response.created":
-                    # A successor goes on with the steers accepted so far.
-                    target.settling = False
-                    route.applied = [s for s in target.steers if s.status == "accepted"]
-                    for steer in route.applied:
-                        steer.status = "applied"
-                    target.steers = [s for s in target.steers if s.open]
-                if target.response_id and response_id != target.response_id:
-                    target.earlier_ids.append(target.response_id)
-                target.response_id = response_id
-        completed = event_type in ("response.completed", "response.done")
-        if event_type in TERMINAL_EVENT_TYPES:
-            if event_type != "error" and any(s.open for s in target.steers):
-                target.settling = True
-                target.settled_completed = completed
-                route.settling = True
-                return route
-            route.terminal = True
-            self._finish(target, completed=completed)
-        return route
 
     def end_settling(self, pending: Pending) -> None:
         """End a settling request: its open steers are lost."""
