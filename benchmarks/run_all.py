@@ -13,7 +13,19 @@ and sockets cannot slow down the next), with the repository on ``PYTHONPATH``:
 * ``session_vs_bare.py``: Session vs a bare websocket-client loop;
 * ``fallback_cost.py``: the silent-close HTTP fallback vs plain HTTP;
 * ``peers.py``: Session vs HTTP, the official ``openai`` package, import time;
-  it draws the per-turn latency plot.
+  it draws the per-turn latency plot;
+* ``telemetry_cost.py``: ``stream()`` events/s with OpenTelemetry not installed,
+  installed but not configured (goal >= 0.97 of not installed), and tracing into
+  memory (info);
+* ``network.py``: a 20-turn tool-calling loop through a latency-injecting proxy
+  at loopback, 20, 80 and 200 ms RTT over TLS (goal: ``Session`` within 3 % of
+  its ideal at every RTT); it draws the latency-vs-RTT plot.
+* ``import_time.py``: ``import openai_ws`` / ``import openai`` (goal <= 0.12;
+  n/a unless the official package imports), ``from openai_ws import OpenAI`` (info);
+* ``cpu_per_event.py``: client CPU per streamed event / (``json.loads`` + typing)
+  of the same frames, one stream and 16 at once, in process CPU time and in
+  callgrind instructions (goal <= 1.5 each);
+* ``memory.py``: RSS of an idle session and per request in flight (info).
 
 Each script's own output is shown as it runs (``--quiet`` hides it), then the
 combined table: one row per ratio, its value, its goal and whether the goal is
@@ -22,10 +34,11 @@ missed (1 only when a script failed): the table, not the status, is the result.
 
 Everything a run produces goes to the output folder, ``--out`` (default
 ``benchmarks/out/``, which git ignores): ``NAME.txt`` (each script's output),
-``NAME.json`` (its goal rows), ``results.txt`` (the combined table) and
-``per_turn_latency.png``. The plot the README shows,
-``benchmarks/per_turn_latency.png``, is tracked by git and is replaced only
-with ``--update-plot`` (by a copy of the new plot, once ``peers.py`` succeeded).
+``NAME.json`` (its goal rows), ``results.txt`` (the combined table) and the
+plots, ``per_turn_latency.png`` (``peers.py``) and ``per_turn_latency_rtt.png``
+(``network.py``). The README shows the copies in ``benchmarks/``, which git
+tracks; ``--update-plot`` replaces each with the new plot once its script
+succeeded, and nothing else does.
 """
 
 from __future__ import annotations
@@ -48,8 +61,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OUT_DIR = os.path.join(HERE, "out")
 PLOT_NAME = "per_turn_latency.png"
 COMMITTED_PLOT = os.path.join(HERE, PLOT_NAME)
-OURS = ("session_vs_bare", "fallback_cost", "peers")
+PLOTS = {"peers": PLOT_NAME, "network": "per_turn_latency_rtt.png"}
+"""Script -> the plot it draws (into the output folder; the README's copy is in benchmarks/)."""
+OURS = ("session_vs_bare", "fallback_cost", "peers", "telemetry_cost", "network")
 ALL = ("parse_events", "emulator_throughput", *OURS)
+# What the client costs against the limit (issue 13 section 3); each writes rows with --json.
+COST = ("import_time", "cpu_per_event", "memory")
+OURS += COST
+ALL += COST
 
 
 def run(name: str, args: List[str], quiet: bool) -> Tuple[int, str, float]:
@@ -129,7 +148,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--update-plot",
         action="store_true",
-        help=f"also replace the plot the README shows, benchmarks/{PLOT_NAME} (tracked by git)",
+        help=(
+            "also replace the plots the README shows, "
+            + " and ".join(f"benchmarks/{n}" for n in PLOTS.values())
+            + " (tracked by git)"
+        ),
     )
     args = parser.parse_args(argv)
     out_dir = os.path.abspath(args.out)
@@ -140,7 +163,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     goals: List[Goal] = []
     failures: Dict[str, int] = {}
     durations: Dict[str, float] = {}
-    png: Optional[str] = None
+    pngs: Dict[str, str] = {}
     for name in ALL:
         if name in args.skip:
             continue
@@ -148,8 +171,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         with contextlib.suppress(FileNotFoundError):
             os.remove(out_json)  # never read the rows of an earlier run
         extra = ["--json", out_json] if name in OURS else []
-        if name == "peers":
-            extra += ["--plot", os.path.join(out_dir, PLOT_NAME)]
+        if name in PLOTS:
+            extra += ["--plot", os.path.join(out_dir, PLOTS[name])]
         status, output, durations[name] = run(name, extra, args.quiet)
         with open(os.path.join(out_dir, f"{name}.txt"), "w", encoding="utf-8") as f:
             f.write(output)
@@ -163,7 +186,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             with open(out_json, encoding="utf-8") as f:
                 payload = json.load(f)
             goals += [Goal.from_dict(d) for d in payload["goals"]]
-            png = payload.get("png") or png
+            if payload.get("png"):
+                pngs[name] = payload["png"]
         else:
             goals.append(Goal(name, "(no result: the script failed)", None, "info", 0.0))
 
@@ -185,13 +209,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(summary.getvalue(), end="")
     with open(os.path.join(out_dir, "results.txt"), "w", encoding="utf-8") as f:
         f.write(summary.getvalue().lstrip("\n"))
-    if png:
+    for name, png in pngs.items():
         print(f"\nPlot: {png}")
-        if args.update_plot and "peers" not in failures:
-            shutil.copyfile(png, COMMITTED_PLOT)
-            print(f"Updated the README's plot: {COMMITTED_PLOT}")
-    elif args.update_plot:
-        print("\n--update-plot: no new plot was drawn; the README's plot is unchanged")
+        if args.update_plot and name not in failures:
+            committed = os.path.join(HERE, PLOTS[name])
+            shutil.copyfile(png, committed)
+            print(f"Updated the README's plot: {committed}")
+    if args.update_plot and not pngs:
+        print("\n--update-plot: no new plot was drawn; the README's plots are unchanged")
     print(f"Results: {out_dir}")
     return 1 if failures else 0
 

@@ -128,6 +128,51 @@ class FrameParser:
             self._pos = 0
         buffer += data
 
+    def texts(self, append: Callable[[str], None]) -> Optional[Message]:
+        """Hand the small whole text messages at the front to ``append``; return what follows.
+
+        The batch form of :meth:`next` for the common case, a run of unfragmented
+        text frames of under 4 KiB: each is decoded and handed on in one tight
+        loop, with the same checks (UTF-8, ``max_size``). At the first frame of
+        any other kind (control, binary, fragmented, larger, or breaking a rule)
+        it returns what :meth:`next` returns for it: the message, ``None`` until
+        more bytes come, or it raises :class:`FrameError`. Call it again after
+        handling a returned message; ``None`` means the buffer holds no whole frame.
+        """
+        if not self._opcode:
+            buffer = self._buffer
+            size = len(buffer)
+            pos = self._pos
+            limit = self.max_size if self.max_size is not None else _LONGEST
+            while size - pos >= 4:
+                # 0x81: FIN and a text opcode, no RSV bit; second < 126: unmasked, short.
+                if buffer[pos] != 0x81:
+                    break
+                length = buffer[pos + 1]
+                if length < 126:
+                    start = pos + 2
+                elif length == 126:
+                    length = (buffer[pos + 2] << 8) | buffer[pos + 3]
+                    start = pos + 4
+                    if length >= 4096:
+                        break
+                else:  # masked, or a 64-bit length
+                    break
+                end = start + length
+                if end > size or length > limit:
+                    break  # not all here yet, or over the limit: next() decides
+                try:
+                    append(buffer[start:end].decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    self._pos = end
+                    raise FrameError(f"a text message is not UTF-8: {exc}", code=1007) from None
+                pos = end
+            if pos == size:
+                buffer.clear()
+                pos = 0
+            self._pos = pos
+        return self.next()
+
     def next(self) -> Optional[Message]:
         """The next whole message or control frame, or ``None`` until more bytes come.
 

@@ -17,6 +17,11 @@ what the parser held and closes with 1009; :meth:`WSTransport.recv` never
 raises. Every websocket-client or socket exception is translated into an
 ``openai_ws.errors`` type here, chained from the original.
 
+websocket-client (with ssl) and :mod:`.dial` are imported when the first
+transport is made (:func:`~openai_ws._transports.load_ws`), not with the
+module: the session and its reader import this module's frame values, and
+``import openai_ws`` must not pay for a socket library it may never use.
+
 It must never parse event frames (only the JSON body of a refused upgrade, for
 its error message), know about requests or lanes, or start a thread: the
 session's reader thread calls :meth:`WSTransport.recv` in a loop.
@@ -27,14 +32,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import select
-import socket
-import ssl
 import threading
 import time
-from typing import Callable, List, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Union
 
 import attrs
-import websocket
 
 from .._protocol.frames import (
     OP_BINARY,
@@ -54,8 +56,12 @@ from ..errors import (
     RequestTimeoutError,
     upgrade_error_from_payload,
 )
-from . import dial
-from .messages import Scrubber, error_payload, os_reason
+from . import load_ws
+
+if TYPE_CHECKING:
+    import ssl
+
+    from . import dial
 
 __all__ = ["Binary", "Closed", "Frame", "Idle", "Pong", "WSTransport"]
 
@@ -65,6 +71,10 @@ _CHUNK = 64 * 1024
 """Bytes asked of the socket per read."""
 _WRITE_CHUNK = 64 * 1024
 """Bytes handed to the socket per write (so a deadline is checked between pieces)."""
+
+websocket: Any = None
+"""The websocket-client module, bound when the first :class:`WSTransport` is made
+(every use of it below is in a method of one, or in the connect path)."""
 
 
 @attrs.frozen
@@ -118,6 +128,9 @@ class WSTransport:
         proxy: Optional[str] = None,
         max_message_size: Optional[int] = None,
     ) -> None:
+        global websocket  # noqa: PLW0603 - bound once, to the same module every time
+        if websocket is None:
+            websocket = load_ws()
         self.url = url
         self._headers = dict(headers)
         self._connect_timeout = connect_timeout
@@ -145,6 +158,9 @@ class WSTransport:
         (a 401 is also an ``AuthenticationError``). No message or chained
         exception holds a secret the client sent (:class:`~.messages.Scrubber`).
         """
+        from . import dial  # imported by load_ws() with the first transport
+        from .messages import Scrubber
+
         scrubber = Scrubber(self._headers, self._proxy)
         deadline = dial.Deadline(self._connect_timeout)
         try:
@@ -229,6 +245,8 @@ class WSTransport:
                         continue
                 sent += sock.send(view[sent : sent + _WRITE_CHUNK])
         except (OSError, ValueError) as exc:
+            from .messages import os_reason
+
             reason = os_reason(exc) or type(exc).__name__
             raise ConnectionClosedError(f"the connection is closed: {reason}") from exc
         finally:
@@ -289,8 +307,9 @@ class WSTransport:
 
     def _drain(self, parser: FrameParser, frames: List[Frame]) -> None:
         """Append the messages ``parser`` holds to ``frames``, up to a close."""
+        append = frames.append
         while True:
-            message = parser.next()
+            message = parser.texts(append)  # runs of small text frames, in one loop
             if message is None:
                 return
             opcode, payload = message
@@ -332,6 +351,8 @@ class WSTransport:
         """Shut the socket down at once (wakes the reader)."""
         sock = self._ws.sock
         if sock is not None:
+            import socket  # loaded with websocket-client already
+
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
@@ -368,6 +389,11 @@ def _upgrade_failure(
     that was read, and is not chained (websocket-client's exception only
     repeats the answer); other failures are chained from ``exc``.
     """
+    import socket
+
+    from . import dial
+    from .messages import error_payload, os_reason
+
     where = target.where
     answer = None
     if handshake.head_end is not None:
