@@ -52,6 +52,9 @@ STEER_EVENT_TYPES = frozenset(
 )
 """The server's answers to a ``response.steer`` (WebSocket only)."""
 
+_NOT_PLAIN = RESPONSE_EVENT_TYPES | TERMINAL_EVENT_TYPES | STEER_EVENT_TYPES
+"""Event types that only :meth:`ConnectionCore.route` handles (lifecycle, end, steer)."""
+
 __all__ = [
     "CONNECTION_LIMIT",
     "MAX_ACTIVE_RESPONSES",
@@ -349,6 +352,36 @@ class ConnectionCore:
         return pending
 
     # -- events ---------------------------------------------------------------
+
+    def route_plain(self, event: Mapping[str, Any]) -> Optional[Pending]:
+        """The request of a *plain* event, counted, or ``None``: then use :meth:`route`.
+
+        Plain: an event that neither starts, ends nor steers a response (a delta,
+        an item or part event), tagged with a lane of this socket, or untagged
+        while the server has tagged nothing and lanes are not ignored, whose
+        request is neither settling nor steered. For those :meth:`route` would
+        only find the request and count the event; this does the same without
+        building a :class:`Route`.
+        """
+        if event.get("type") in _NOT_PLAIN:
+            return None
+        stream_id = event.get("stream_id")
+        if stream_id is None:
+            if self.lanes_honoured or self.lanes_ignored or not self._inflight:
+                return None
+            target = self._inflight[0]
+            if target.lane is not None:
+                return None
+        else:
+            lane = self._lanes.get(stream_id) if type(stream_id) is str else None
+            if lane is None or not lane.queue:
+                return None
+            target = lane.queue[0]
+            self.lanes_honoured = True
+        if target.settling or target.steers:
+            return None
+        target.events += 1
+        return target
 
     def route(self, event: Mapping[str, Any]) -> Optional[Route]:
         """Find the request ``event`` belongs to; ``None`` if it belongs to none.

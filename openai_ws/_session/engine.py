@@ -478,6 +478,29 @@ class Engine:
 
     def deliver(self, conn: Connection, event: Dict[str, Any], nbytes: int) -> Optional[Inbox]:
         """Route one decoded event to its request's inbox (reader thread)."""
+        with self._lock:
+            pending = conn.core.route_plain(event)
+            request = conn.requests.get(pending.key) if pending is not None else None
+        if request is not None and not request.abandoned:
+            # The common case: a plain event (ConnectionCore.route_plain), request running.
+            if request.mode is Mode.RESULT and event["type"] != "response.output_item.done":
+                return None  # send() keeps only finished items and the end
+            inbox = request.inbox
+            if inbox.put_event(event, nbytes):
+                return inbox
+            self.abandon(request)
+            return None
+        if pending is None:
+            return self._deliver_slow(conn, event, nbytes)
+        if request is not None:  # abandoned: its events are routed and dropped
+            with self._lock:
+                self._stats["dropped_events"] += 1
+        return None
+
+    def _deliver_slow(
+        self, conn: Connection, event: Dict[str, Any], nbytes: int
+    ) -> Optional[Inbox]:
+        """Every event that is not plain: lifecycle, terminal, steer, unroutable."""
         close_now = False
         with self._lock:
             core = conn.core

@@ -31,7 +31,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional
 
 import attrs
 
@@ -99,7 +99,7 @@ class Inbox:
         wants the whole result, not each event, is woken once)."""
         self._cond = threading.Condition(threading.Lock())
         # Guarded by _cond:
-        self._items: Deque[Tuple[Any, int]] = collections.deque()
+        self._items: Deque[Any] = collections.deque()  # their cost is summed in _bytes
         self._bytes = 0
         self._closed = False  # a terminal item has been queued
         self._waiting = False  # the consumer is blocked in get_all()
@@ -156,7 +156,7 @@ class Inbox:
                     )
                 )
                 return False
-            self._items.append((item, nbytes))
+            self._items.append(item)
             self._bytes += nbytes
             if terminal:
                 self._closed = True
@@ -172,11 +172,30 @@ class Inbox:
                 self._cond.notify()
             return True
 
+    def put_event(self, item: Any, nbytes: int) -> bool:
+        """``put(item, nbytes, defer=True)`` for a non-terminal event: the reader's hot path."""
+        with self._cond:
+            items = self._items
+            if not (
+                self._closed
+                or nbytes > self._max_bytes
+                or len(items) >= self._max_events
+                or self._bytes + nbytes > self._max_bytes
+            ):
+                items.append(item)
+                self._bytes += nbytes
+                if self._waiting and (
+                    len(items) * 2 >= self._max_events or self._bytes * 2 >= self._max_bytes
+                ):
+                    self._cond.notify()
+                return True
+        return self.put(item, nbytes, defer=True)  # refused or over a bound: put() says which
+
     def _fail_with(self, exc: BaseException) -> None:
         """Drop what is queued and close the inbox with ``exc`` (``_cond`` held)."""
         self._items.clear()
         self._bytes = 0
-        self._items.append((Failure(exc), 0))
+        self._items.append(Failure(exc))
         self._closed = True
         self._cond.notify()
 
@@ -200,7 +219,7 @@ class Inbox:
         """
         with self._cond:
             self._wait(deadline)
-            items = [item for item, _ in self._items]
+            items = list(self._items)
             self._items.clear()
             self._bytes = 0
             return items
