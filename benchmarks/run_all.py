@@ -25,7 +25,9 @@ and sockets cannot slow down the next), with the repository on ``PYTHONPATH``:
 * ``cpu_per_event.py``: client CPU per streamed event / (``json.loads`` + typing)
   of the same frames, one stream and 16 at once, in process CPU time and in
   callgrind instructions (goal <= 1.5 each);
-* ``memory.py``: RSS of an idle session and per request in flight (info).
+* ``memory.py``: RSS of an idle session and per request in flight (info);
+* ``pool_throughput.py``: ``map(concurrency=64)`` of 256 requests over 4 sockets
+  vs the ideal (goal >= 0.9) and vs one socket (goal >= 3.5).
 
 Each script's own output is shown as it runs (``--quiet`` hides it), then the
 combined table: one row per ratio, its value, its goal and whether the goal is
@@ -69,6 +71,8 @@ ALL = ("parse_events", "emulator_throughput", *OURS)
 COST = ("import_time", "cpu_per_event", "memory")
 OURS += COST
 ALL += COST
+OURS += ("pool_throughput",)
+ALL += ("pool_throughput",)
 
 
 def run(name: str, args: List[str], quiet: bool) -> Tuple[int, str, float]:

@@ -77,7 +77,8 @@ def test_run_all_writes_to_its_output_folder_and_keeps_the_committed_plot(
     skip: List[str] = []
     for name in ("emulator_throughput", "session_vs_bare", "fallback_cost", "peers", "network"):
         skip += ["--skip", name]
-    for name in ("import_time", "cpu_per_event", "memory"):  # minutes each: tiny runs below
+    for name in ("import_time", "cpu_per_event", "memory", "pool_throughput", "telemetry_cost"):
+        # minutes or tens of seconds each: tiny runs below
         skip += ["--skip", name]
     out = tmp_path / "results"
     result = run_script("run_all.py", *skip, "--quiet", "--out", str(out), timeout=120)
@@ -297,3 +298,26 @@ def test_a_tiny_memory_run_reports_idle_and_per_request(tmp_path: Path) -> None:
     }
     assert all(row["op"] == "info" for row in rows.values())
     assert "KiB" in str(rows["memory per in-flight request, N=2"]["detail"])
+
+
+def test_a_tiny_pool_run_gives_both_throughput_ratios(tmp_path: Path) -> None:
+    """34 requests at concurrency 32 (two sockets' worth): both ratios, with their goals."""
+    out = tmp_path / "pool.json"
+    result = run_script(
+        "pool_throughput.py",
+        "--requests", "34",
+        "--concurrency", "32",
+        "--ttft", "0.05",
+        "--tokens", "2",
+        "--rounds", "1",
+        "--json", str(out),
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = _rows(out)
+    pool = rows["map(concurrency=32) over 4 sockets / ideal"]
+    single = rows["4 sockets / 1 socket (same map)"]
+    assert (pool["op"], pool["bound"], single["op"], single["bound"]) == (">=", 0.9, ">=", 3.5)
+    assert isinstance(pool["value"], float) and pool["value"] > 0
+    assert isinstance(single["value"], float) and single["value"] > 0
+    assert "max_sockets=4: " in result.stdout and "2 socket(s) opened" in result.stdout
