@@ -153,6 +153,10 @@ def _read_loop(
     closed: Optional[Closed] = None
     failure = Closed(None, "reader failure")  # made now: the except clause must not fail
     to_wake: Set[Inbox] = set()
+    deliver, loads = sink.deliver, json.loads
+    # The charge of a small frame may not trip the bound: then it is decoded right here.
+    limit = conn.max_event_cost
+    small = SMALL_EVENT if limit is None else min(SMALL_EVENT, limit // SMALL_FACTOR)
     try:
         while closed is None:
             for frame in transport.recv():
@@ -160,7 +164,20 @@ def _read_loop(
                     if awaiting_pong:
                         awaiting_pong = False
                         transport.set_recv_timeout(ping_interval)
-                    inbox = _handle_text(sink, conn, frame)
+                    inbox = None
+                    size = len(frame)
+                    if size <= small:
+                        # The common case, what _handle_text does for it, without its frame.
+                        try:
+                            event = loads(frame)
+                        except Exception:
+                            event = None  # _handle_text counts and logs it
+                        if type(event) is dict and type(event.get("type")) is str:
+                            inbox = deliver(conn, event, size * SMALL_FACTOR)
+                        else:
+                            inbox = _handle_text(sink, conn, frame)
+                    else:
+                        inbox = _handle_text(sink, conn, frame)
                     if isinstance(inbox, Closed):
                         transport.send_close(1009)
                         closed = inbox

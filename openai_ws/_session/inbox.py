@@ -22,8 +22,9 @@ A consumer that asked to be woken only by the terminal item is still woken
 once half a bound is queued, so that a long answer never trips a bound while
 its consumer sleeps by choice. It knows nothing about sockets, events or lanes.
 
-Lock discipline: ``_cond`` guards every attribute below it. It is held only for
-deque operations and flag flips, never while calling out of this module.
+Lock discipline: ``_cond`` (its lock, ``_held``) guards every attribute below
+it. It is held only for deque operations and flag flips, never while calling
+out of this module.
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ class Inbox:
         self.wake_on_terminal = wake_on_terminal
         """Wake the consumer only for the terminal item or a note (a caller that
         wants the whole result, not each event, is woken once)."""
-        self._cond = threading.Condition(threading.Lock())
+        # ``with self._held`` takes the condition's own lock without the Python-level
+        # Condition.__enter__/__exit__ frames (the reader puts every event through it).
+        self._held = threading.Lock()
+        self._cond = threading.Condition(self._held)
         # Guarded by _cond:
         self._items: Deque[Any] = collections.deque()  # their cost is summed in _bytes
         self._bytes = 0
@@ -131,7 +135,7 @@ class Inbox:
         than ``max_bytes`` (terminal or not: the event is too big), else with
         :class:`ConsumerTooSlowError`.
         """
-        with self._cond:
+        with self._held:
             if self._closed:
                 return False
             if nbytes > self._max_bytes:
@@ -174,7 +178,7 @@ class Inbox:
 
     def put_event(self, item: Any, nbytes: int) -> bool:
         """``put(item, nbytes, defer=True)`` for a non-terminal event: the reader's hot path."""
-        with self._cond:
+        with self._held:
             items = self._items
             if not (
                 self._closed
@@ -201,7 +205,7 @@ class Inbox:
 
     def wake(self) -> None:
         """Wake a waiting consumer if items are queued (ends a deferred batch)."""
-        with self._cond:
+        with self._held:
             if self._waiting and self._items and not self.wake_on_terminal:
                 self._cond.notify()
 
@@ -217,7 +221,7 @@ class Inbox:
         untouched, so nothing is lost by a timeout. Taking a batch costs one lock
         round and at most one wake-up however many events were queued meanwhile.
         """
-        with self._cond:
+        with self._held:
             self._wait(deadline)
             items = list(self._items)
             self._items.clear()
@@ -242,5 +246,5 @@ class Inbox:
             self._waiting = False
 
     def __len__(self) -> int:
-        with self._cond:
+        with self._held:
             return len(self._items)
