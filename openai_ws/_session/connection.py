@@ -164,7 +164,7 @@ def _read_loop(
                     if awaiting_pong:
                         awaiting_pong = False
                         transport.set_recv_timeout(ping_interval)
-                    inbox = None
+                    inbox: Union[Inbox, Closed, None] = None
                     size = len(frame)
                     if size <= small:
                         # The common case, what _handle_text does for it, without its frame.
