@@ -59,6 +59,7 @@ from ..errors import (
 )
 from ..events import FINAL_RESPONSE_EVENTS
 from ..models import UsageTotals
+from . import pool
 from .connection import Connection, TransportFactory
 from .fallback import ConnectVerdict, FallbackPolicy, connect_verdict
 from .inbox import Inbox, Lost, Rejected, Settled, Settling
@@ -232,50 +233,23 @@ class Engine:
         return None
 
     def _choose(self, request: Optional[RequestState]) -> Optional[Connection]:
-        """The pooled socket ``request`` goes to, or ``None`` to open one (``_lock`` held).
-
-        A continuation goes to the socket that produced its parent (its cache
-        holds it; a conversation stays on its socket so). Any other request
-        goes to the least busy socket that starts it at once (a free active
-        slot, and a lane); when none does, a new socket is opened while there
-        are fewer than ``max_sockets``, else the least busy one queues it.
-        """
-        pool = self._pool
-        if not pool:
-            return None
-        if request is not None:
-            context = request.context
-            parent = context.parent_id if context is not None else None
-            parent = parent or request.body.get("previous_response_id")
-            if parent:
-                for conn in pool:
-                    if conn.core.produced(parent) or conn.core.caches(parent):
-                        return conn
-        best = pool[0]
-        if len(pool) > 1:
-            best = min(pool, key=lambda conn: len(conn.requests))
-        if best.core.has_room() or len(pool) >= self.options.max_sockets:
-            return best
-        room = [conn for conn in pool if conn.core.has_room()]
-        return room[0] if room else None
+        """The pooled socket for ``request``, ``None`` to open one (``_lock`` held; see
+        :func:`.pool.choose`)."""
+        return pool.choose(self._pool, request, self.options.max_sockets)
 
     def _rotate_and_reap(self) -> List[Connection]:
         """Retire pooled sockets too old to use, and extra ones idle too long (``_lock``
         held); return those that can be closed now."""
-        now = time.monotonic()
         opts = self.options
         closing: List[Connection] = []
-        for number, conn in enumerate(list(self._pool)):
-            if now - conn.opened_at >= opts.max_connection_age:
-                log.info("rotating a connection older than %.0fs", opts.max_connection_age)
-            elif not (
-                number > 0
-                and not conn.requests
-                and now - self._last_busy.get(id(conn), now) >= opts.socket_idle_timeout
-            ):
-                continue
-            else:
-                log.info("closing an extra socket idle for %.0fs", opts.socket_idle_timeout)
+        for conn, why in pool.to_retire(
+            self._pool,
+            self._last_busy,
+            time.monotonic(),
+            max_age=opts.max_connection_age,
+            idle_timeout=opts.socket_idle_timeout,
+        ):
+            log.info(why)
             retired = self._retire(conn)
             if retired is not None:
                 closing.append(retired)
