@@ -11,6 +11,7 @@ creator passes the request's attempt loop and how to steer and abandon it.
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from ._session.steering import Steer
@@ -39,12 +40,13 @@ class PendingResponse:
     ) -> None:
         self._run = run
         self._steer = steer
-        self._cancel = cancel
         self._response_id = response_id
         self._lock = threading.Lock()  # held by the thread running the request
         self._response: Optional[Response] = None
         self._error: Optional[BaseException] = None
         self._finished = threading.Event()
+        # Dropped without result(): nobody will read its events, so they are dropped.
+        self._finalizer = weakref.finalize(self, cancel)
 
     def __repr__(self) -> str:
         state = "done" if self.done() else "running"
@@ -71,8 +73,9 @@ class PendingResponse:
 
     def cancel(self) -> None:
         """Stop waiting: the request is abandoned (its events are dropped) and
-        :meth:`result` raises :class:`~openai_ws.errors.OpenAIWSError`."""
-        self._cancel()
+        :meth:`result` raises :class:`~openai_ws.errors.OpenAIWSError`. Dropping the
+        last reference to a handle whose result was never taken does the same."""
+        self._finalizer()
 
     def result(self) -> Response:
         """Wait for the response and return it, as ``send()`` would (the ``timeout``
@@ -93,6 +96,7 @@ class PendingResponse:
                         self._finished.set()
                         raise exc from None
                     self._finished.set()
+                    self._finalizer.detach()  # the request is over: nothing to cancel
         if self._error is not None:
             raise self._error
         assert self._response is not None

@@ -544,3 +544,23 @@ def test_a_steered_conversation_turn_keeps_the_whole_chain_in_its_history() -> N
         server.server.script = lambda t, f: t.push(*answer("resp_9", "ok", f.get("stream_id")))
         conv.send("next")
         assert server.server.sent[-1]["previous_response_id"] == "resp_1_next"
+
+
+def test_a_dropped_pending_response_abandons_its_request() -> None:
+    """A handle dropped before result() leaves nobody to read its events: the request is
+    abandoned (its events are dropped), and the session goes on."""
+    import gc
+
+    server = SteeringServer("silent")
+    with session_for(server) as session:
+        pending = session.submit(ask("never read"))
+        server.ready.wait(2)
+        requests = [r for c in session._engine._connections for r in c.requests.values()]
+        assert len(requests) == 1 and not requests[0].abandoned
+        del pending
+        gc.collect()
+        assert requests[0].abandoned
+        server.finish(server.server.last, "resp_1")
+        server.server.script = lambda t, f: t.push(*answer("resp_2", "ok", f.get("stream_id")))
+        assert session.send(ask("next")).output_text == "ok"
+        assert session.stats.dropped_events >= 1
