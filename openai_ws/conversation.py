@@ -71,6 +71,7 @@ from .models import (
 )
 
 if TYPE_CHECKING:
+    from ._session.engine import Engine
     from .client import OpenAI
     from .session import EventStream, Session
 
@@ -187,7 +188,7 @@ class Conversation:
         except BaseException:
             self._busy.release()
             raise
-        from .session import EventStream
+        from .session import EventStream, _stream_closed
 
         released = threading.Event()
 
@@ -200,8 +201,7 @@ class Conversation:
             # Closed or dropped, perhaps before the first event: the request is
             # abandoned (its events dropped, its span ended), the conversation freed.
             if state is not None:
-                state.abandoned = True
-                state.telemetry.abandon()
+                _stream_closed(self._session_engine(), state)
             release()
 
         def record() -> Iterator[ServerEvent]:
@@ -220,7 +220,7 @@ class Conversation:
                     close()
                 release()
 
-        steer = None if state is None else self._steer_of(state)
+        steer = None if state is None else functools.partial(self._session_engine().steer, state)
         return EventStream(record(), closed, steer=steer)
 
     def run(
@@ -394,12 +394,12 @@ class Conversation:
             return state, events
         return None, _http_turn(owner, full, context, timeout, mode)
 
-    def _steer_of(self, state: RequestState) -> Callable[..., Any]:
-        """How the turn's stream steers its response (on the session's socket)."""
+    def _session_engine(self) -> Engine:
+        """The engine of the session this conversation runs on (a turn with a request state)."""
         from .session import Session
 
         assert isinstance(self._owner, Session)
-        return functools.partial(self._owner._engine.steer, state)
+        return self._owner._engine
 
     def _record(
         self, new: List[InputItem], response: Response, overrides: Mapping[str, Any]

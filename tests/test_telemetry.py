@@ -352,6 +352,20 @@ def test_a_stream_closed_before_its_first_event_ends_its_span(traced: Traced) ->
     assert dict(span.attributes or {})["openai_ws.abandoned"] is True
 
 
+def test_a_conversation_stream_closed_before_its_first_event_is_abandoned(
+    traced: Traced,
+) -> None:
+    """A conversation turn's stream closed without being read abandons its request, ends
+    its span, and frees the conversation for the next turn."""
+    conv = traced.session.conversation(model="gpt-test")
+    stream = conv.stream("never read")
+    stream.close()
+    span = traced.span()
+    assert dict(span.attributes or {})["openai_ws.abandoned"] is True
+    assert traced.session.stats.requests == 1
+    assert conv.send("next").output_text == "next"
+
+
 def test_a_stream_read_past_its_end_is_not_abandoned(traced: Traced) -> None:
     """Breaking right after the final event is a normal end: no abandoned mark."""
     with traced.session.stream(ask("done")) as s:

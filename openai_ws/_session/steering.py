@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Type
 
 from ..errors import SteerError, SteerLostError, SteerTimeoutError, steer_error_from_payload
 
@@ -139,9 +139,7 @@ class SteerBook:
     def __len__(self) -> int:
         return len(self._open)
 
-    def news(
-        self, route: Route, event: Dict[str, Any], request: Optional[RequestState]
-    ) -> None:
+    def news(self, route: Route, event: Dict[str, Any], request: Optional[RequestState]) -> None:
         """Tell the handles what ``event`` (just routed as ``route``) meant for them."""
         record = route.steer
         if record is not None:
@@ -190,27 +188,26 @@ class SteerBook:
 
     def lose(self, records: List[SteerRecord], why: str) -> None:
         """Fail the handles of ``records`` still open: no answer can come any more."""
-        for record in records:
-            handle = self._open.pop(record.key, None)
-            if handle is not None:
-                handle._failed(
-                    SteerLostError(
-                        f"{why}; the steer was not applied and is not sent again",
-                        input=handle.input,
-                        steer_id=record.steer_id,
-                        response_id=record.response_id,
-                    )
-                )
+        self._fail(
+            records, SteerLostError, f"{why}; the steer was not applied and is not sent again"
+        )
 
     def time_out(self, records: List[SteerRecord]) -> None:
         """Fail the handles of ``records`` still open: the answer was not waited for."""
+        self._fail(
+            records,
+            SteerTimeoutError,
+            "the server did not say what became of the steer after its response ended; "
+            "the request ended with that response",
+        )
+
+    def _fail(self, records: List[SteerRecord], cls: Type[SteerError], message: str) -> None:
         for record in records:
             handle = self._open.pop(record.key, None)
             if handle is not None:
                 handle._failed(
-                    SteerTimeoutError(
-                        "the server did not say what became of the steer after its response "
-                        "ended; the request ended with that response",
+                    cls(
+                        message,
                         input=handle.input,
                         steer_id=record.steer_id,
                         response_id=record.response_id,
