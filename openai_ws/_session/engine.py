@@ -399,27 +399,39 @@ class Engine:
                 break
             if pending.lane is not None:
                 text = f'{text[:-1]}, "stream_id": {json.dumps(pending.lane)}}}'
-            done = False
-            with self._lock:
-                conn.sending += 1
             try:
-                conn.transport.send_text(text, deadline)
-                done = True
-            except ConnectionClosedError:
-                # The reader sees the same dead socket and hands this request
-                # a Lost note (it has no event yet), so nothing is lost here.
-                log.debug("send failed; request %d waits for the reader", request.key)
-                conn.transport.abort()
-                done = True
-            finally:
-                with self._lock:
-                    conn.sending -= 1
-                if not done:
-                    # Interrupted, or out of time: part of the frame may have left.
-                    log.warning("sending request %d was cut short; closing its socket", request.key)
-                    self.abandon(request)
-                    conn.transport.abort()
+                self._write(conn, text, deadline, f"request {request.key}")
+            except BaseException:
+                self.abandon(request)
+                raise
             return True
+
+    def _write(self, conn: Connection, text: str, deadline: Optional[float], what: str) -> None:
+        """Send one frame on ``conn`` (``_send_lock`` held), as one unit.
+
+        A socket found closed is left to its reader, which hands every request
+        on it a note (so nothing is lost here). A write that is interrupted or
+        out of time may have left part of the frame: the socket is shut down
+        (every request on it is recovered as on a lost socket) and the
+        exception propagates. While the frame is being written, ``close()``
+        shuts the socket down instead of sending a close frame after half a frame.
+        """
+        done = False
+        with self._lock:
+            conn.sending += 1
+        try:
+            conn.transport.send_text(text, deadline)
+            done = True
+        except ConnectionClosedError:
+            log.debug("sending %s failed: the socket is closed; its reader hands it on", what)
+            conn.transport.abort()
+            done = True
+        finally:
+            with self._lock:
+                conn.sending -= 1
+            if not done:
+                log.warning("sending %s was cut short; closing its socket", what)
+                conn.transport.abort()
 
     @contextlib.contextmanager
     def _sending(self, deadline: Optional[float]) -> Iterator[None]:
@@ -662,18 +674,8 @@ class Engine:
                     '{"type": "response.steer", "previous_response_id": '
                     f"{json.dumps(response_id)}, \"input\": {input_text}}}"
                 )
-                done = False
-                try:
-                    conn.transport.send_text(text, deadline)
-                    done = True
-                except ConnectionClosedError:
-                    # The reader sees the same dead socket and fails the steer as lost.
-                    conn.transport.abort()
-                    done = True
-                finally:
-                    if not done:
-                        log.warning("sending a steer was cut short; closing its socket")
-                        conn.transport.abort()
+                # A closed socket's reader fails the steer as lost (it is registered).
+                self._write(conn, text, deadline, f"a steer of request {request.key}")
                 return handle
 
     def _holder(self, request: RequestState) -> Optional[Connection]:
