@@ -38,6 +38,7 @@ from typing import (
 
 import attrs
 
+from .._protocol.decode import SCAN_ONCE, scan
 from .._protocol.routing import ConnectionCore
 from .._transports.ws import Binary, Closed, Frame, Idle, Pong
 from ..errors import MessageTooLargeError
@@ -153,7 +154,7 @@ def _read_loop(
     closed: Optional[Closed] = None
     failure = Closed(None, "reader failure")  # made now: the except clause must not fail
     to_wake: Set[Inbox] = set()
-    deliver, loads = sink.deliver, json.loads
+    deliver, scan_once = sink.deliver, SCAN_ONCE
     # The charge of a small frame may not trip the bound: then it is decoded right here.
     limit = conn.max_event_cost
     small = SMALL_EVENT if limit is None else min(SMALL_EVENT, limit // SMALL_FACTOR)
@@ -167,12 +168,13 @@ def _read_loop(
                     inbox: Union[Inbox, Closed, None] = None
                     size = len(frame)
                     if size <= small:
-                        # The common case, what _handle_text does for it, without its frame.
+                        # The common case, what _handle_text does for it, without its frame
+                        # (and scan(), inlined: the C scanner, not json.loads' wrappers).
                         try:
-                            event = loads(frame)
+                            event, end = scan_once(frame, 0)
                         except Exception:
-                            event = None  # _handle_text counts and logs it
-                        if type(event) is dict and type(event.get("type")) is str:
+                            event = end = None  # _handle_text decides (counts and logs)
+                        if end == size and type(event) is dict and type(event.get("type")) is str:
                             inbox = deliver(conn, event, size * SMALL_FACTOR)
                         else:
                             inbox = _handle_text(sink, conn, frame)
@@ -298,8 +300,10 @@ def _handle_text(sink: Sink, conn: Connection, data: str) -> Union[Inbox, Closed
             size=cost,
         )
         return Closed(1009, "an event over max_queue_bytes", error)
+    event = scan(data)
     try:
-        event = json.loads(data)
+        if event is None:  # not one bare JSON value: json.loads gives its usual result
+            event = json.loads(data)
     except Exception as exc:  # any failure to decode makes the frame malformed
         sink.count("malformed_frames")
         log.warning("skipped a frame that is not JSON: %s", _describe(exc))
