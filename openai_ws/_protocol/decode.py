@@ -22,7 +22,9 @@ from typing import Any, Callable, Optional, Tuple
 
 __all__ = ["SCAN_ONCE", "scan"]
 
-SCAN_ONCE: Callable[[str, int], Tuple[Any, int]] = json.JSONDecoder().scan_once
+# typeshed leaves scan_once out of JSONDecoder (it is set in __init__, undocumented but
+# present since Python 2.6 on every CPython and PyPy): reached with getattr.
+SCAN_ONCE: Callable[[str, int], Tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
 """The C scanner (``_json.make_scanner``) of a default decoder: the same options as
 ``json.loads`` (strict strings, ``float``/``int``, ``NaN``/``Infinity`` accepted).
 ``SCAN_ONCE(text, 0)`` returns ``(value, end)``; it raises ``StopIteration`` when no
