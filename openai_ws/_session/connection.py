@@ -2,10 +2,10 @@
 
 The reader thread is the only reader of the socket. It takes the frames of one
 socket read at a time from the transport, decodes each text frame (JSON only:
-typing waits for the consumer), and hands it to a :class:`Sink` (the engine),
-which routes it under its lock and says which inbox to wake. Once the whole
-batch is handed on, the reader wakes those consumers, one wake-up per burst
-rather than per event, then reads again. It answers keepalive itself: after
+typing waits for the consumer), and hands the read's events together to a
+:class:`Sink` (the engine), which routes them under its lock, queues them in
+one run per inbox and says which inboxes to wake. The reader then wakes those
+consumers, one wake-up per burst rather than per event, and reads again. It answers keepalive itself: after
 ``ping_interval`` seconds of silence it pings, and a socket with no pong within
 ``ping_timeout`` is declared dead. When the socket ends, the sink is told once
 (:meth:`Sink.ended`), the transport is released, and the sink is told that
@@ -33,6 +33,7 @@ from typing import (
     Optional,
     Protocol,
     Set,
+    Tuple,
     Union,
 )
 
@@ -87,8 +88,15 @@ class TransportFactory(Protocol):
 class Sink(Protocol):
     """Where the reader thread hands what it reads (the engine implements it)."""
 
-    def deliver(self, conn: Connection, event: Dict[str, Any], nbytes: int) -> Optional[Inbox]:
-        """Route one decoded event; return an inbox to wake after the batch, if any."""
+    def deliver(
+        self,
+        conn: Connection,
+        events: List[Dict[str, Any]],
+        costs: List[int],
+        wake: Set[Inbox],
+    ) -> None:
+        """Route decoded events (in order; ``costs[i]`` is what ``events[i]`` costs in
+        memory) and add the inboxes to wake after the batch to ``wake``."""
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the session counter ``name``."""
@@ -154,7 +162,12 @@ def _read_loop(
     closed: Optional[Closed] = None
     failure = Closed(None, "reader failure")  # made now: the except clause must not fail
     to_wake: Set[Inbox] = set()
+    # The events of one socket read, decoded, go to the sink together (sink.deliver):
+    # the events and what each costs in memory, in two lists (no tuple per event).
+    events: List[Dict[str, Any]] = []
+    costs: List[int] = []
     deliver, scan_once = sink.deliver, SCAN_ONCE
+    add_event, add_cost = events.append, costs.append
     # The charge of a small frame may not trip the bound: then it is decoded right here.
     limit = conn.max_event_cost
     small = SMALL_EVENT if limit is None else min(SMALL_EVENT, limit // SMALL_FACTOR)
@@ -165,28 +178,36 @@ def _read_loop(
                     if awaiting_pong:
                         awaiting_pong = False
                         transport.set_recv_timeout(ping_interval)
-                    inbox: Union[Inbox, Closed, None] = None
                     size = len(frame)
                     if size <= small:
-                        # The common case, what _handle_text does for it, without its frame
-                        # (and scan(), inlined: the C scanner, not json.loads' wrappers).
+                        # The common case, what _decode_text does for it, without its frame
+                        # (and decode.scan(), inlined: the C scanner, not json.loads).
                         try:
                             event, end = scan_once(frame, 0)
                         except Exception:
-                            event = end = None  # _handle_text decides (counts and logs)
+                            event = end = None  # _decode_text decides (counts and logs)
                         if end == size and type(event) is dict and type(event.get("type")) is str:
-                            inbox = deliver(conn, event, size * SMALL_FACTOR)
-                        else:
-                            inbox = _handle_text(sink, conn, frame)
-                    else:
-                        inbox = _handle_text(sink, conn, frame)
-                    if isinstance(inbox, Closed):
+                            add_event(event)
+                            add_cost(size * SMALL_FACTOR)
+                            continue
+                    decoded = _decode_text(sink, conn, frame)
+                    if type(decoded) is tuple:
+                        add_event(decoded[0])
+                        add_cost(decoded[1])
+                    elif decoded is not None:  # Closed: an event over max_queue_bytes
+                        if events:
+                            deliver(conn, events, costs, to_wake)
+                            events.clear()
+                            costs.clear()
                         transport.send_close(1009)
-                        closed = inbox
+                        closed = decoded
                         break
-                    if inbox is not None:
-                        to_wake.add(inbox)
-                elif isinstance(frame, Closed):
+                    continue
+                if events:  # what came before this frame is handed on first
+                    deliver(conn, events, costs, to_wake)
+                    events.clear()
+                    costs.clear()
+                if isinstance(frame, Closed):
                     closed = frame
                     break
                 elif isinstance(frame, Idle):
@@ -207,6 +228,10 @@ def _read_loop(
                 elif isinstance(frame, Binary):
                     sink.count("binary_frames")
                     log.warning("skipped a binary frame of %d bytes", len(frame.data))
+            if events:
+                deliver(conn, events, costs, to_wake)
+                events.clear()
+                costs.clear()
             if to_wake:
                 # The batch is handed on: wake its consumers once, before the
                 # next read may block.
@@ -275,8 +300,11 @@ def event_cost(data: str) -> int:
     return size + CONTAINER_COST * (count("{") + count("[")) + ITEM_COST * (count(",") + count('"'))
 
 
-def _handle_text(sink: Sink, conn: Connection, data: str) -> Union[Inbox, Closed, None]:
-    """Decode one text frame and hand it to the sink; typing waits for the consumer.
+def _decode_text(
+    sink: Sink, conn: Connection, data: str
+) -> Union[Tuple[Dict[str, Any], int], Closed, None]:
+    """Decode one text frame: ``(event, cost)``, or ``None`` for a malformed frame
+    (counted and skipped). Typing waits for the consumer.
 
     Any exception from decoding (``ValueError``, ``RecursionError`` for JSON nested
     deeper than the interpreter's recursion limit, ``MemoryError``) makes the frame
@@ -312,7 +340,7 @@ def _handle_text(sink: Sink, conn: Connection, data: str) -> Union[Inbox, Closed
         sink.count("malformed_frames")
         log.warning("skipped a frame that is not an event object: %.80r", data)
         return None
-    return sink.deliver(conn, event, cost)
+    return event, cost
 
 
 def _describe(exc: BaseException) -> str:

@@ -34,7 +34,7 @@ import random
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
 import attrs
 
@@ -455,33 +455,67 @@ class Engine:
         """The caller stopped listening: drop the rest of the request's events.
 
         No lock: the flag only ever goes from False to True, and the reader
-        reads it under ``_lock`` before each put, so at worst one more event is
-        queued to an inbox nobody reads (it is bounded and then collected).
+        reads it under ``_lock`` as it routes each event, so at worst the rest of
+        one socket read is queued to an inbox nobody reads (it is bounded and
+        then collected).
         """
         request.abandoned = True
 
     # -- the reader's side (the Sink of every connection) ----------------------
 
-    def deliver(self, conn: Connection, event: Dict[str, Any], nbytes: int) -> Optional[Inbox]:
-        """Route one decoded event to its request's inbox (reader thread)."""
-        with self._lock:
-            pending = conn.core.route_plain(event)
-            request = conn.requests.get(pending.key) if pending is not None else None
-        if request is not None and not request.abandoned:
-            # The common case: a plain event (ConnectionCore.route_plain), request running.
-            if request.mode is Mode.RESULT and event["type"] != "response.output_item.done":
-                return None  # send() keeps only finished items and the end
-            inbox = request.inbox
-            if inbox.put_event(event, nbytes):
-                return inbox
-            self.abandon(request)
-            return None
-        if pending is None:
-            return self._deliver_slow(conn, event, nbytes)
-        if request is not None:  # abandoned: its events are routed and dropped
+    def deliver(
+        self,
+        conn: Connection,
+        events: List[Dict[str, Any]],
+        costs: List[int],
+        wake: Set[Inbox],
+    ) -> None:
+        """Route a batch of decoded events to their requests' inboxes (reader thread).
+
+        Plain events (:meth:`ConnectionCore.route_plain`) are routed under one
+        hold of the lock and queued in runs, one :meth:`Inbox.put_events` per
+        inbox; any other event goes through :meth:`_deliver_slow` after the
+        runs before it are queued, so each inbox gets its events in order.
+        The inboxes that got events are added to ``wake``.
+        """
+        requests = conn.requests
+        route_plain = conn.core.route_plain
+        result = Mode.RESULT
+        count = len(events)
+        i = 0
+        while i < count:
+            runs: Dict[Inbox, Tuple[RequestState, List[Any], List[int]]] = {}
+            dropped = 0
             with self._lock:
-                self._stats["dropped_events"] += 1
-        return None
+                while i < count:
+                    event = events[i]
+                    pending = route_plain(event)
+                    if pending is None:
+                        break  # not plain: the slow path, once the runs are queued
+                    request = requests.get(pending.key)
+                    i += 1
+                    if request is None or request.abandoned:
+                        dropped += request is not None  # abandoned: routed and dropped
+                        continue
+                    if request.mode is result and event["type"] != "response.output_item.done":
+                        continue  # send() keeps only finished items and the end
+                    run = runs.get(request.inbox)
+                    if run is None:
+                        run = runs[request.inbox] = (request, [], [])
+                    run[1].append(event)
+                    run[2].append(costs[i - 1])
+                if dropped:
+                    self._stats["dropped_events"] += dropped
+            for inbox, (request, items, sizes) in runs.items():
+                if inbox.put_events(items, sizes):
+                    wake.add(inbox)
+                else:
+                    self.abandon(request)
+            if i < count:
+                inbox = self._deliver_slow(conn, events[i], costs[i])
+                if inbox is not None:
+                    wake.add(inbox)
+                i += 1
 
     def _deliver_slow(
         self, conn: Connection, event: Dict[str, Any], nbytes: int

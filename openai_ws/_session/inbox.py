@@ -176,24 +176,32 @@ class Inbox:
                 self._cond.notify()
             return True
 
-    def put_event(self, item: Any, nbytes: int) -> bool:
-        """``put(item, nbytes, defer=True)`` for a non-terminal event: the reader's hot path."""
+    def put_events(self, items: List[Any], costs: List[int]) -> bool:
+        """Queue non-terminal events, in order, as one ``put(item, cost, defer=True)``
+        each would: the reader's hot path, one lock round for a run of events.
+
+        Returns False if the inbox was failed (or already closed) on the way; the
+        events before the one that tripped a bound are then dropped with the rest.
+        """
+        total = sum(costs)
         with self._held:
-            items = self._items
-            if not (
-                self._closed
-                or nbytes > self._max_bytes
-                or len(items) >= self._max_events
-                or self._bytes + nbytes > self._max_bytes
+            queue = self._items
+            # Every put would succeed exactly when the whole run fits (the bounds are
+            # monotone), so this one check stands for each of theirs.
+            if (
+                not self._closed
+                and len(queue) + len(items) <= self._max_events
+                and self._bytes + total <= self._max_bytes
             ):
-                items.append(item)
-                self._bytes += nbytes
+                queue.extend(items)
+                self._bytes += total
                 if self._waiting and (
-                    len(items) * 2 >= self._max_events or self._bytes * 2 >= self._max_bytes
+                    len(queue) * 2 >= self._max_events or self._bytes * 2 >= self._max_bytes
                 ):
                     self._cond.notify()
                 return True
-        return self.put(item, nbytes, defer=True)  # refused or over a bound: put() says which
+        # A bound trips within the run, or the inbox is closed: put() says where and how.
+        return all(self.put(item, cost, defer=True) for item, cost in zip(items, costs))
 
     def _fail_with(self, exc: BaseException) -> None:
         """Drop what is queued and close the inbox with ``exc`` (``_cond`` held)."""
