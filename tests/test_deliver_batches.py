@@ -43,7 +43,11 @@ def _events(index: int, deltas: int, lane: Optional[str]) -> List[Dict[str, Any]
         for d in range(deltas)
     ]
     events.append(
-        {"type": "response.output_item.done", "output_index": 0, "item": message_item(f"msg_{rid}", text)}
+        {
+            "type": "response.output_item.done",
+            "output_index": 0,
+            "item": message_item(f"msg_{rid}", text),
+        }
     )
     events.append({"type": "response.completed", "response": response(rid, text=text)})
     for event in events:
@@ -78,7 +82,9 @@ def _plans(draw: st.DrawFn) -> Dict[str, Any]:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_plans())
-def test_interleaved_answers_in_any_reads_reach_exactly_their_requests(plan: Dict[str, Any]) -> None:
+def test_interleaved_answers_in_any_reads_reach_exactly_their_requests(
+    plan: Dict[str, Any],
+) -> None:
     deltas: List[int] = plan["deltas"]
     count = len(deltas)
     received: List[Dict[str, Any]] = []
@@ -96,7 +102,9 @@ def test_interleaved_answers_in_any_reads_reach_exactly_their_requests(plan: Dic
         by_owner = {int(f["input"]): iter(a) for f, a in zip(received, answers)}
         frames: List[str] = [json.dumps(next(by_owner[i])) for i in plan["owners"]]
         for n, at in enumerate(sorted(plan["junk"], reverse=True)):
-            frames.insert(at, "not json" if n % 2 else json.dumps({"type": "x", "stream_id": "nobody"}))
+            frames.insert(
+                at, "not json" if n % 2 else json.dumps({"type": "x", "stream_id": "nobody"})
+            )
         cuts, start, k = plan["cuts"], 0, 0
         while start < len(frames):
             size = cuts[k % len(cuts)]

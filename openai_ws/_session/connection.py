@@ -5,11 +5,11 @@ socket read at a time from the transport, decodes each text frame (JSON only:
 typing waits for the consumer), and hands the read's events together to a
 :class:`Sink` (the engine), which routes them under its lock, queues them in
 one run per inbox and says which inboxes to wake. The reader then wakes those
-consumers, one wake-up per burst rather than per event, and reads again. It answers keepalive itself: after
-``ping_interval`` seconds of silence it pings, and a socket with no pong within
-``ping_timeout`` is declared dead. When the socket ends, the sink is told once
-(:meth:`Sink.ended`), the transport is released, and the sink is told that
-too (:meth:`Sink.released`).
+consumers, one wake-up per burst rather than per event, and reads again. It
+answers keepalive itself: after ``ping_interval`` seconds of silence it pings,
+and a socket with no pong within ``ping_timeout`` is declared dead. When the
+socket ends, the sink is told once (:meth:`Sink.ended`), the transport is
+released, and the sink is told that too (:meth:`Sink.released`).
 
 This module must never import the engine (it knows only the :class:`Sink`
 protocol), let an exception escape the reader thread, block on a consumer, or
@@ -194,7 +194,7 @@ def _read_loop(
                     if type(decoded) is tuple:
                         add_event(decoded[0])
                         add_cost(decoded[1])
-                    elif decoded is not None:  # Closed: an event over max_queue_bytes
+                    elif isinstance(decoded, Closed):  # an event over max_queue_bytes
                         if events:
                             deliver(conn, events, costs, to_wake)
                             events.clear()

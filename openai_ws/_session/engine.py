@@ -512,9 +512,9 @@ class Engine:
                 else:
                     self.abandon(request)
             if i < count:
-                inbox = self._deliver_slow(conn, events[i], costs[i])
-                if inbox is not None:
-                    wake.add(inbox)
+                woken = self._deliver_slow(conn, events[i], costs[i])
+                if woken is not None:
+                    wake.add(woken)
                 i += 1
 
     def _deliver_slow(
