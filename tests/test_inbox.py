@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any, List
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from openai_ws._session.inbox import Failure, Inbox
 from openai_ws.errors import ConsumerTooSlowError, ProtocolError, RequestTimeoutError
@@ -126,3 +129,43 @@ def test_a_result_consumer_is_woken_when_its_queue_is_half_full_of_bytes() -> No
     inbox = Inbox(max_events=100, max_bytes=100, wake_on_terminal=True)
     got = wait_for_first_batch(inbox, [("a", 30), ("b", 30)])
     assert got == ["a", "b"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    max_events=st.integers(1, 8),
+    max_bytes=st.integers(1, 80),
+    before=st.lists(st.integers(0, 12), max_size=6),
+    runs=st.lists(st.lists(st.integers(0, 12), max_size=8), max_size=4),
+    closed=st.booleans(),
+)
+@example(max_events=1, max_bytes=60, before=[], runs=[[0, 0]], closed=False)  # one event over
+@example(max_events=9, max_bytes=10, before=[4], runs=[[3, 3, 1]], closed=False)  # one byte over
+def test_put_events_is_the_same_as_one_deferred_put_per_event(
+    max_events: int, max_bytes: int, before: List[int], runs: List[List[int]], closed: bool
+) -> None:
+    """The reader's run form (``put_events``) leaves an inbox exactly as a deferred put of
+    each event would: the same items, the same bound failure, the same answers."""
+    batched = Inbox(max_events=max_events, max_bytes=max_bytes)
+    single = Inbox(max_events=max_events, max_bytes=max_bytes)
+    for inbox in (batched, single):
+        for n, cost in enumerate(before):
+            inbox.put(("before", n), cost)
+        if closed:
+            inbox.put("end", 0, terminal=True)
+    for r, costs in enumerate(runs):
+        items = [(r, n) for n in range(len(costs))]
+        one_by_one = [single.put(item, cost, defer=True) for item, cost in zip(items, costs)]
+        assert batched.put_events(items, costs) == all(one_by_one)
+    assert batched.closed == single.closed
+    assert len(batched) == len(single)
+    if len(single):
+        got, want = batched.get_all(0), single.get_all(0)
+        assert [_shape(x) for x in got] == [_shape(x) for x in want]
+
+
+def _shape(item: Any) -> Any:
+    """An item, or a failure's exception type and text (the objects differ)."""
+    if isinstance(item, Failure):
+        return type(item.exc), str(item.exc)
+    return item
