@@ -152,6 +152,9 @@ class FakeTransport:
 
     def connect(self) -> None:
         self.server.connect_attempts += 1
+        gate = self.server.connect_gates.get(self.server.connect_attempts)
+        if gate is not None and not gate.wait(self.connect_timeout):
+            raise ConnectError(f"timed out after {self.connect_timeout:.2f}s")
         if self.server.hang_connects:
             # A server that accepts and never answers the upgrade: the attempt
             # ends when the connect timeout it was given runs out.
@@ -207,6 +210,9 @@ class FakeServer:
         self.hang_connects = False
         """Connects wait out their connect timeout, then fail (set ``hung`` to end them)."""
         self.hung = threading.Event()
+        self.connect_gates: Dict[int, threading.Event] = {}
+        """Connect number N (1 for the first) waits for ``connect_gates[N]`` to be set, up to
+        its connect timeout (then it fails), before it succeeds: a slow handshake."""
 
     def factory(
         self,

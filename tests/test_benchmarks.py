@@ -77,7 +77,14 @@ def test_run_all_writes_to_its_output_folder_and_keeps_the_committed_plot(
     skip: List[str] = []
     for name in ("emulator_throughput", "session_vs_bare", "fallback_cost", "peers", "network"):
         skip += ["--skip", name]
-    for name in ("import_time", "cpu_per_event", "memory", "pool_throughput", "telemetry_cost"):
+    for name in (
+        "import_time",
+        "cpu_per_event",
+        "memory",
+        "pool_throughput",
+        "spill_stall",
+        "telemetry_cost",
+    ):
         # minutes or tens of seconds each: tiny runs below
         skip += ["--skip", name]
     out = tmp_path / "results"
@@ -321,3 +328,16 @@ def test_a_tiny_pool_run_gives_both_throughput_ratios(tmp_path: Path) -> None:
     assert isinstance(pool["value"], float) and pool["value"] > 0
     assert isinstance(single["value"], float) and single["value"] > 0
     assert "max_sockets=4: " in result.stdout and "2 socket(s) opened" in result.stdout
+
+
+def test_a_tiny_spill_stall_run_gives_its_ratio(tmp_path: Path) -> None:
+    """One round at 40 ms RTT: the ratio of a turn during an extra socket's handshake."""
+    out = tmp_path / "spill.json"
+    result = run_script(
+        "spill_stall.py", "--rtt", "0.04", "--rounds", "1", "--json", str(out), timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = _rows(out)
+    (row,) = rows.values()
+    assert (row["op"], row["bound"]) == ("<=", 1.1)
+    assert row["value"] is not None and row["value"] > 0

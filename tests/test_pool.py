@@ -20,6 +20,7 @@ from fake_transport import FakeServer, FakeTransport, answer, options
 
 from openai_ws import ResponseCreateRequest
 from openai_ws._transports.ws import Pong
+from openai_ws.errors import ConnectError
 from openai_ws.session import Session
 
 
@@ -238,3 +239,101 @@ def test_map_with_concurrency_64_uses_four_sockets() -> None:
         server.release()
         thread.join(10)
         assert results[0] == [f"m{i}" for i in range(64)]
+
+
+def _in_thread(call: Any) -> List[Any]:
+    """Run ``call()`` in a daemon thread; the returned list gets its result or exception."""
+    out: List[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(call())
+        except BaseException as exc:
+            out.append(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    return out
+
+
+def test_opening_an_extra_socket_holds_up_no_request_that_has_a_socket() -> None:
+    """While a slow handshake opens the second socket, a continuation of a response
+    of the first socket is sent on it at once; it does not wait for the handshake."""
+    server = HoldingServer(hold=False)
+    gate = server.server.connect_gates[2] = threading.Event()
+    with session_for(server, max_sockets=2, connect_timeout=10.0) as session:
+        parent = session.send(ask("parent"))
+        server.hold = True
+        fill = submit_all(session, [f"r{i}" for i in range(16)])
+        server.wait_held(16)
+        spill = _in_thread(lambda: session.submit(ask("r16")))  # opens socket 2: hangs
+        deadline = time.monotonic() + 3
+        while server.server.connect_attempts < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert server.server.connect_attempts == 2  # the handshake is under way
+        follow = _in_thread(lambda: session.submit(ask("follow", previous_response_id=parent.id)))
+        try:
+            server.wait_held(17)  # the continuation reached socket 1 during the handshake
+            assert server.socket_of["follow"] == 0
+            assert not gate.is_set() and len(server.held) == 17
+        finally:
+            gate.set()
+        server.wait_held(18)
+        assert server.socket_of["r16"] == 1
+        server.release()
+        assert follow[0].result().output_text == "follow"
+        assert spill[0].result().output_text == "r16"
+        assert [p.result().output_text for p in fill] == [f"r{i}" for i in range(16)]
+
+
+def test_requests_wait_for_the_socket_being_opened_rather_than_open_more() -> None:
+    """Two requests find the first socket full while the second is opening: both go to
+    the second once it is open; no third socket is opened for the later one."""
+    server = HoldingServer()
+    gate = server.server.connect_gates[2] = threading.Event()
+    with session_for(server, max_sockets=3, connect_timeout=10.0) as session:
+        fill = submit_all(session, [f"r{i}" for i in range(16)])
+        server.wait_held(16)
+        first = _in_thread(lambda: session.submit(ask("a")))
+        deadline = time.monotonic() + 3
+        while server.server.connect_attempts < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        second = _in_thread(lambda: session.submit(ask("b")))
+        time.sleep(0.1)  # "b" finds the first socket full and the second opening
+        assert server.server.connect_attempts == 2
+        gate.set()
+        server.wait_held(18)
+        assert (server.socket_of["a"], server.socket_of["b"]) == (1, 1)
+        assert len(server.server.transports) == 2
+        server.release()
+        assert first[0].result().output_text == "a" and second[0].result().output_text == "b"
+        for p in fill:
+            p.result()
+
+
+def test_an_extra_socket_that_cannot_open_leaves_the_request_on_an_open_one() -> None:
+    """The second socket's handshake fails: the request queues on the first socket
+    (the server runs it when a slot frees) instead of failing or leaving the socket,
+    and the next requests do not try again at once."""
+    server = HoldingServer()
+    with session_for(server, max_sockets=2, reconnect_attempts=0) as session:
+        fill = submit_all(session, [f"r{i}" for i in range(16)])
+        server.wait_held(16)
+        server.server.refuse_next.append(ConnectError("the handshake failed"))
+        more = submit_all(session, ["r16", "r17"])
+        server.wait_held(18)
+        assert (server.socket_of["r16"], server.socket_of["r17"]) == (0, 0)
+        assert server.server.connect_attempts == 2  # one try; r17 did not try again
+        server.release()
+        assert [p.result().output_text for p in fill + more] == [f"r{i}" for i in range(18)]
+        assert session.stats.http_fallbacks == 0
+
+
+def test_the_extra_socket_cooldown_doubles_per_failure_up_to_its_cap() -> None:
+    from openai_ws._session.pool import ExtraSockets
+
+    extra = ExtraSockets(cooldown=30.0, cooldown_max=100.0)
+    assert extra.allowed(0.0)
+    assert [extra.failed(now) for now in (0.0, 10.0, 20.0)] == [30.0, 60.0, 100.0]
+    assert not extra.allowed(119.0) and extra.allowed(120.0)
+    extra.opened()
+    assert extra.allowed(0.0) and extra.failed(0.0) == 30.0

@@ -15,8 +15,9 @@ Lock discipline:
   ``_http_calls`` and every :class:`Connection`'s ``core``, ``requests`` and
   flags. Held briefly, never across I/O or a wait.
 * ``_send_lock`` orders "register in the core, then send the frame" so frames
-  leave in the order the core saw them; it is also held while a new socket is
-  opened. Take it before ``_lock``, never the other way round.
+  leave in the order the core saw them; it is also held while the first socket
+  is opened (not an extra one: see :meth:`Engine._open_extra`). Take it before
+  ``_lock``, never the other way round.
 
 What this module must never do: let an exception escape a reader thread, block
 a reader on a caller, hold ``_lock`` across I/O, or reference the public
@@ -34,7 +35,18 @@ import random
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    Union,
+)
 
 import attrs
 
@@ -76,6 +88,18 @@ __all__ = ["Engine"]
 log = logging.getLogger(__name__)
 
 
+class _NoRoom:
+    """The type of :data:`NO_ROOM`."""
+
+    def __repr__(self) -> str:
+        return "NO_ROOM"
+
+
+NO_ROOM = _NoRoom()
+"""What :meth:`Engine._connect` returns when every open socket is full and another
+may be opened (by :meth:`Engine._open_extra`, without ``_send_lock``)."""
+
+
 class Engine:
     """The session's state and threads; :class:`~openai_ws.Session` is only a face."""
 
@@ -96,6 +120,12 @@ class Engine:
         # The sockets new requests may go to, oldest first (at most max_sockets).
         self._pool: List[Connection] = []
         self._last_busy: Dict[int, float] = {}  # id(conn) -> when it last had a request
+        # Opening sockets beyond the first (guarded by _lock); _extra_done is notified
+        # when an attempt ends, for requests waiting for that socket.
+        self._extra = pool.ExtraSockets(
+            cooldown=options.fallback_cooldown, cooldown_max=options.fallback_cooldown_max
+        )
+        self._extra_done = threading.Condition(self._lock)
         self._connections: Set[Connection] = set()
         self._closed = False
         self._closed_event = threading.Event()  # set with _closed; wakes pause()
@@ -164,11 +194,15 @@ class Engine:
 
     def _connect(
         self, deadline: Optional[float] = None, request: Optional[RequestState] = None
-    ) -> Connection:
-        """Return the connection for ``request``, opening one if needed (``_send_lock`` held).
+    ) -> Union[Connection, _NoRoom]:
+        """Return the connection for ``request``, opening the first one if needed
+        (``_send_lock`` held).
 
         See :meth:`_choose`. Opening takes at most ``connect_timeout``, and never
-        past ``deadline``.
+        past ``deadline``. :data:`NO_ROOM` means every open socket is full and
+        one more may be opened: the caller releases ``_send_lock`` and calls
+        :meth:`_open_extra`, so requests that fit elsewhere are not held up by
+        the handshake.
         """
         with self._lock:
             self._check_open()
@@ -178,6 +212,13 @@ class Engine:
             retired.transport.send_close(1000)
         if conn is not None:
             return conn
+        if self._pool:
+            return NO_ROOM
+        return self._open_socket(deadline)
+
+    def _open_socket(self, deadline: Optional[float]) -> Connection:
+        """Open a socket, start its reader and add it to the pool; raises
+        :class:`ConnectError` (and :class:`SessionClosedError` if the session closed)."""
         opts = self.options
         connect_timeout = opts.connect_timeout
         if deadline is not None:
@@ -221,6 +262,46 @@ class Engine:
         log.info("connected to %s%s", opts.url, " (reconnect)" if reconnect else "")
         return conn
 
+    def _open_extra(self, deadline: Optional[float]) -> None:
+        """Open one more socket for a request that found every open one full
+        (``_send_lock`` not held: requests that fit on the open sockets go on meanwhile).
+
+        One opens at a time: a thread that finds one opening waits for that
+        attempt to end (until ``deadline``: then :class:`RequestTimeoutError`),
+        and its caller chooses again. A socket that fails to open leaves the
+        requests on the open ones (see :class:`.pool.ExtraSockets`).
+        """
+        with self._lock:
+            self._check_open()
+            if self._extra.opening:
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    raise RequestTimeoutError(
+                        "timed out waiting to send: every socket is full and another "
+                        "one is still opening"
+                    )
+                self._extra_done.wait(wait)
+                return
+            self._extra.opening = True
+        try:
+            self._open_socket(deadline)
+        except ConnectError as exc:
+            with self._lock:
+                delay = self._extra.failed(time.monotonic())
+            log.warning(
+                "could not open another socket (%s); requests share the open ones "
+                "for %.0fs",
+                exc,
+                delay,
+            )
+        else:
+            with self._lock:
+                self._extra.opened()
+        finally:
+            with self._lock:
+                self._extra.opening = False
+                self._extra_done.notify_all()
+
     def _retire(self, conn: Connection) -> Optional[Connection]:
         """Stop sending to ``conn`` (``_lock`` held); return it if it can close now."""
         conn.retiring = True
@@ -234,8 +315,12 @@ class Engine:
 
     def _choose(self, request: Optional[RequestState]) -> Optional[Connection]:
         """The pooled socket for ``request``, ``None`` to open one (``_lock`` held; see
-        :func:`.pool.choose`)."""
-        return pool.choose(self._pool, request, self.options.max_sockets)
+        :func:`.pool.choose`). While an extra socket may not be tried (it failed to
+        open a moment ago), the sockets open now are all there is."""
+        limit = self.options.max_sockets
+        if self._pool and not self._extra.allowed(time.monotonic()):
+            limit = len(self._pool)
+        return pool.choose(self._pool, request, limit)
 
     def _rotate_and_reap(self) -> List[Connection]:
         """Retire pooled sockets too old to use, and extra ones idle too long (``_lock``
@@ -265,13 +350,14 @@ class Engine:
 
     def _connect_or_fallback(
         self, deadline: Optional[float], request: Optional[RequestState] = None
-    ) -> Optional[Connection]:
-        """Open a socket with bounded exponential backoff and jitter (``_send_lock`` held).
+    ) -> Union[Connection, _NoRoom, None]:
+        """The socket for ``request`` (see :meth:`_connect`), opening the first one with
+        bounded exponential backoff and jitter (``_send_lock`` held).
 
         Returns ``None`` when the session switched to HTTP for good: the
         upgrade was refused in a way that says the server does not speak
         WebSocket, or every attempt failed and an HTTP transport is available.
-        Raises :class:`ConnectError` otherwise.
+        Raises :class:`ConnectError` otherwise. :data:`NO_ROOM` passes through.
         """
         opts = self.options
         attempt = 0
@@ -367,44 +453,64 @@ class Engine:
                 choices = [full, full]
             else:
                 choices = [(context.delta, _frame_text(context.delta)), full]
-        with self._sending(deadline):
-            while True:
+        while True:
+            with self._sending(deadline):
                 conn = self._connect_or_fallback(deadline, request)
                 if conn is None:
                     return False
-                with self._lock:
-                    self._check_open()
-                    if conn.dead or conn.retiring:
-                        continue  # it ended between connect() and now: open another
-                    body, text = choices[0]
-                    if context is not None and (
-                        context.whole
-                        or not (context.parent_stored or conn.core.caches(context.parent_id))
-                    ):
-                        body, text = choices[1]
-                    request.body = body
-                    pending = conn.core.open(
-                        request.key,
-                        previous_response_id=body.get("previous_response_id"),
-                        stream_id=body.get("stream_id"),
-                        unstored=body.get("store") is False,
-                    )
-                    request.pending = pending
-                    request.started.clear()
-                    request.answered = False
-                    conn.requests[request.key] = request
-                    self._last_busy[id(conn)] = time.monotonic()
-                    names = len(conn.core.lane_names)
-                    self._stats["lanes_used"] = max(self._stats["lanes_used"], names)
-                break
-            if pending.lane is not None:
-                text = f'{text[:-1]}, "stream_id": {json.dumps(pending.lane)}}}'
-            try:
-                self._write(conn, text, deadline, f"request {request.key}")
-            except BaseException:
-                self.abandon(request)
-                raise
-            return True
+                if not isinstance(conn, _NoRoom):
+                    text = self._register(conn, request, choices)
+                    if text is None:
+                        continue  # it ended between connect() and now: choose again
+                    try:
+                        self._write(conn, text, deadline, f"request {request.key}")
+                    except BaseException:
+                        self.abandon(request)
+                        raise
+                    return True
+            # Every open socket is full: open one more, letting others send meanwhile.
+            self._open_extra(deadline)
+
+    def _register(
+        self,
+        conn: Connection,
+        request: RequestState,
+        choices: List[Tuple[Dict[str, Any], str]],
+    ) -> Optional[str]:
+        """Register ``request`` in ``conn``'s core and return the frame to send, or
+        ``None`` if ``conn`` ended meanwhile (``_send_lock`` held).
+
+        ``choices`` is the body to send and its frame, then the whole-context
+        one: a turn sent as a delta needs its parent in this socket's cache.
+        """
+        context = request.context
+        with self._lock:
+            self._check_open()
+            if conn.dead or conn.retiring:
+                return None
+            body, text = choices[0]
+            if context is not None and (
+                context.whole
+                or not (context.parent_stored or conn.core.caches(context.parent_id))
+            ):
+                body, text = choices[1]
+            request.body = body
+            pending = conn.core.open(
+                request.key,
+                previous_response_id=body.get("previous_response_id"),
+                stream_id=body.get("stream_id"),
+                unstored=body.get("store") is False,
+            )
+            request.pending = pending
+            request.started.clear()
+            request.answered = False
+            conn.requests[request.key] = request
+            self._last_busy[id(conn)] = time.monotonic()
+            names = len(conn.core.lane_names)
+            self._stats["lanes_used"] = max(self._stats["lanes_used"], names)
+        if pending.lane is not None:
+            text = f'{text[:-1]}, "stream_id": {json.dumps(pending.lane)}}}'
+        return text
 
     def _write(self, conn: Connection, text: str, deadline: Optional[float], what: str) -> None:
         """Send one frame on ``conn`` (``_send_lock`` held), as one unit.
@@ -808,6 +914,7 @@ class Engine:
             self._closed = True
             self._close_signalled = True
             self._closed_event.set()
+            self._extra_done.notify_all()  # requests waiting for a socket to open: closed
             http_calls = list(self._http_calls)
             connections = list(self._connections)
             self._pool.clear()

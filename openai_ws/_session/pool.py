@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
+import attrs
+
 from .connection import Connection
 from .request import RequestState
 
-__all__ = ["choose", "to_retire"]
+__all__ = ["ExtraSockets", "choose", "to_retire"]
 
 
 def choose(
@@ -42,10 +44,12 @@ def choose(
     best = pool[0]
     if len(pool) > 1:
         best = min(pool, key=lambda conn: len(conn.requests))
-    if best.core.has_room() or len(pool) >= max_sockets:
+    if best.core.has_room():
         return best
     room = [conn for conn in pool if conn.core.has_room()]
-    return room[0] if room else None
+    if room:
+        return min(room, key=lambda conn: len(conn.requests))
+    return best if len(pool) >= max_sockets else None
 
 
 def to_retire(
@@ -70,3 +74,38 @@ def to_retire(
         ):
             retire.append((conn, f"closing an extra socket idle for {idle_timeout:.0f}s"))
     return retire
+
+
+@attrs.define
+class ExtraSockets:
+    """Whether a session may open one more socket now, beside those it has.
+
+    One extra socket opens at a time (``opening``); requests that find every
+    socket full meanwhile wait for it rather than each opening its own. One
+    that fails to open is not tried again for ``cooldown`` seconds, doubled
+    for each failure in a row up to ``cooldown_max``: the requests queue on the
+    open sockets meanwhile (the server runs them as slots free up). Guarded by
+    the engine's lock.
+    """
+
+    cooldown: float
+    cooldown_max: float
+    opening: bool = False
+    failures: int = 0
+    retry_at: float = 0.0
+
+    def allowed(self, now: float) -> bool:
+        """Whether an extra socket may be opened at ``now`` (no cooldown running)."""
+        return now >= self.retry_at
+
+    def failed(self, now: float) -> float:
+        """An extra socket failed to open at ``now``: start (and return) the cooldown."""
+        delay = min(self.cooldown * 2.0**self.failures, self.cooldown_max)
+        self.failures += 1
+        self.retry_at = now + delay
+        return delay
+
+    def opened(self) -> None:
+        """An extra socket opened: the next failure starts from ``cooldown`` again."""
+        self.failures = 0
+        self.retry_at = 0.0
