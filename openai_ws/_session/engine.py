@@ -9,6 +9,11 @@ decoded event is routed by the connection's sans-IO core and put in the inbox
 of the request that owns it. The per-request logic (what to do with each
 item, recovery) runs in the caller's thread, in :mod:`.attempt`.
 
+It is made of three parts that share its state and locks: this module
+(register-then-send, steers, HTTP calls, close, fork), :mod:`.sockets`
+(opening, choosing and retiring sockets) and :mod:`.delivery` (the reader's
+side: routing into inboxes, a socket's end).
+
 Lock discipline:
 
 * ``_lock`` guards ``_conn``, ``_connections``, ``_closed``, ``_stats``,
@@ -45,23 +50,13 @@ from typing import (
     Optional,
     Set,
     Tuple,
-    Union,
 )
 
 import attrs
 
 from .._protocol import retry
-from .._protocol.routing import (
-    STEER_EVENT_TYPES,
-    CloseKind,
-    ConnectionCore,
-    Pending,
-    classify_close,
-    is_connection_limit,
-)
-from .._transports.ws import Closed, WSTransport
+from .._transports.ws import WSTransport
 from ..errors import (
-    ConnectError,
     ConnectionClosedError,
     RequestTimeoutError,
     SessionClosedError,
@@ -73,10 +68,12 @@ from ..events import FINAL_RESPONSE_EVENTS
 from ..models import UsageTotals
 from . import pool
 from .connection import Connection, TransportFactory
-from .fallback import ConnectVerdict, FallbackPolicy, connect_verdict
-from .inbox import Inbox, Lost, Rejected, Settled, Settling
+from .delivery import Delivery
+from .fallback import FallbackPolicy
+from .inbox import Inbox
 from .options import SessionOptions, SessionStats
 from .request import Mode, RequestState
+from .sockets import SocketPool, _NoRoom
 from .steering import Steer, SteerBook, check_steer_input
 
 if TYPE_CHECKING:
@@ -88,19 +85,7 @@ __all__ = ["Engine"]
 log = logging.getLogger(__name__)
 
 
-class _NoRoom:
-    """The type of :data:`NO_ROOM`."""
-
-    def __repr__(self) -> str:
-        return "NO_ROOM"
-
-
-NO_ROOM = _NoRoom()
-"""What :meth:`Engine._connect` returns when every open socket is full and another
-may be opened (by :meth:`Engine._open_extra`, without ``_send_lock``)."""
-
-
-class Engine:
+class Engine(SocketPool, Delivery):
     """The session's state and threads; :class:`~openai_ws.Session` is only a face."""
 
     def __init__(
@@ -189,227 +174,6 @@ class Engine:
         """Wait before a retry; :meth:`close` cuts the wait short with an error."""
         if self._closed_event.wait(seconds):
             raise SessionClosedError("the session was closed")
-
-    # -- connecting -----------------------------------------------------------
-
-    def _connect(
-        self, deadline: Optional[float] = None, request: Optional[RequestState] = None
-    ) -> Union[Connection, _NoRoom]:
-        """Return the connection for ``request``, opening the first one if needed
-        (``_send_lock`` held).
-
-        See :meth:`_choose`. Opening takes at most ``connect_timeout``, and never
-        past ``deadline``. :data:`NO_ROOM` means every open socket is full and
-        one more may be opened: the caller releases ``_send_lock`` and calls
-        :meth:`_open_extra`, so requests that fit elsewhere are not held up by
-        the handshake.
-        """
-        with self._lock:
-            self._check_open()
-            closing = self._rotate_and_reap()
-            conn = self._choose(request)
-        for retired in closing:
-            retired.transport.send_close(1000)
-        if conn is not None:
-            return conn
-        if self._pool:
-            return NO_ROOM
-        return self._open_socket(deadline)
-
-    def _open_socket(self, deadline: Optional[float]) -> Connection:
-        """Open a socket, start its reader and add it to the pool; raises
-        :class:`ConnectError` (and :class:`SessionClosedError` if the session closed)."""
-        opts = self.options
-        connect_timeout = opts.connect_timeout
-        if deadline is not None:
-            connect_timeout = max(0.001, min(connect_timeout, deadline - time.monotonic()))
-        transport = self._transport_factory(
-            opts.url,
-            headers=opts.headers,
-            connect_timeout=connect_timeout,
-            ssl_context=opts.ssl_context,
-            proxy=opts.proxy,
-            max_message_size=opts.max_message_size,
-        )
-        transport.connect()
-        conn = Connection(
-            transport,
-            ConnectionCore(
-                use_lanes=self._use_lanes,
-                max_names=opts.max_lanes,
-                lanes_ignored=self._lanes_ignored,
-                lanes_rejected=self._lanes_rejected,
-            ),
-            time.monotonic(),
-            max_event_cost=opts.max_queue_bytes,
-        )
-        thread = conn.start(self, ping_interval=opts.ping_interval, ping_timeout=opts.ping_timeout)
-        with self._lock:
-            if self._closed or self._close_signalled:
-                transport.send_close()
-                transport.abort()
-                transport.release()
-                raise SessionClosedError("the session is closed")
-            reconnect = self._stats["connects"] > 0
-            self._stats["connects"] += 1
-            if reconnect:
-                self._stats["reconnects"] += 1
-            self._pool.append(conn)
-            self._last_busy[id(conn)] = time.monotonic()
-            self._connections.add(conn)
-            self._stats["sockets_max"] = max(self._stats["sockets_max"], len(self._pool))
-        thread.start()
-        log.info("connected to %s%s", opts.url, " (reconnect)" if reconnect else "")
-        return conn
-
-    def _open_extra(self, deadline: Optional[float]) -> None:
-        """Open one more socket for a request that found every open one full
-        (``_send_lock`` not held: requests that fit on the open sockets go on meanwhile).
-
-        One opens at a time: a thread that finds one opening waits for that
-        attempt to end (until ``deadline``: then :class:`RequestTimeoutError`),
-        and its caller chooses again. A socket that fails to open leaves the
-        requests on the open ones (see :class:`.pool.ExtraSockets`).
-        """
-        with self._lock:
-            self._check_open()
-            if self._extra.opening:
-                wait = None if deadline is None else deadline - time.monotonic()
-                if wait is not None and wait <= 0:
-                    raise RequestTimeoutError(
-                        "timed out waiting to send: every socket is full and another "
-                        "one is still opening"
-                    )
-                self._extra_done.wait(wait)
-                return
-            self._extra.opening = True
-        try:
-            self._open_socket(deadline)
-        except ConnectError as exc:
-            with self._lock:
-                delay = self._extra.failed(time.monotonic())
-            log.warning(
-                "could not open another socket (%s); requests share the open ones "
-                "for %.0fs",
-                exc,
-                delay,
-            )
-        else:
-            with self._lock:
-                self._extra.opened()
-        finally:
-            with self._lock:
-                self._extra.opening = False
-                self._extra_done.notify_all()
-
-    def _retire(self, conn: Connection) -> Optional[Connection]:
-        """Stop sending to ``conn`` (``_lock`` held); return it if it can close now."""
-        conn.retiring = True
-        if conn in self._pool:
-            self._pool.remove(conn)
-        self._last_busy.pop(id(conn), None)
-        if not conn.requests and not conn.closing:
-            conn.closing = True
-            return conn
-        return None
-
-    def _choose(self, request: Optional[RequestState]) -> Optional[Connection]:
-        """The pooled socket for ``request``, ``None`` to open one (``_lock`` held; see
-        :func:`.pool.choose`). While an extra socket may not be tried (it failed to
-        open a moment ago), the sockets open now are all there is."""
-        limit = self.options.max_sockets
-        if self._pool and not self._extra.allowed(time.monotonic()):
-            limit = len(self._pool)
-        return pool.choose(self._pool, request, limit)
-
-    def _rotate_and_reap(self) -> List[Connection]:
-        """Retire pooled sockets too old to use, and extra ones idle too long (``_lock``
-        held); return those that can be closed now."""
-        opts = self.options
-        closing: List[Connection] = []
-        for conn, why in pool.to_retire(
-            self._pool,
-            self._last_busy,
-            time.monotonic(),
-            max_age=opts.max_connection_age,
-            idle_timeout=opts.socket_idle_timeout,
-        ):
-            log.info(why)
-            retired = self._retire(conn)
-            if retired is not None:
-                closing.append(retired)
-        return closing
-
-    def idle(self, conn: Connection) -> None:
-        """The reader of ``conn`` saw nothing for a while: close it if it is an extra
-        socket idle for ``socket_idle_timeout`` (reader thread)."""
-        with self._lock:
-            closing = self._rotate_and_reap() if conn in self._pool[1:] else []
-        for retired in closing:
-            retired.transport.send_close(1000)
-
-    def _connect_or_fallback(
-        self, deadline: Optional[float], request: Optional[RequestState] = None
-    ) -> Union[Connection, _NoRoom, None]:
-        """The socket for ``request`` (see :meth:`_connect`), opening the first one with
-        bounded exponential backoff and jitter (``_send_lock`` held).
-
-        Returns ``None`` when the session switched to HTTP for good: the
-        upgrade was refused in a way that says the server does not speak
-        WebSocket, or every attempt failed and an HTTP transport is available.
-        Raises :class:`ConnectError` otherwise. :data:`NO_ROOM` passes through.
-        """
-        opts = self.options
-        attempt = 0
-        while True:
-            probing = False
-            if self.fallback.session_reason is not None:
-                if not self.fallback.probe_due(time.monotonic()):
-                    return None
-                probing = True  # one attempt, then HTTP again for a longer while
-            try:
-                conn = self._connect(deadline, request)
-            except ConnectError as exc:
-                attempt += 1
-                verdict = connect_verdict(
-                    exc.status, retryable=exc.retryable, has_http=self.http is not None
-                )
-                if verdict is ConnectVerdict.RAISE:
-                    raise
-                if verdict is ConnectVerdict.HTTP:
-                    self.fallback.use_http_for_session(
-                        f"the server refused the WebSocket upgrade with HTTP {exc.status}",
-                        now=time.monotonic(),
-                    )
-                    return None
-                delay = self.backoff(attempt - 1)
-                headers = getattr(exc, "headers", None)  # an upgrade refused with a hint
-                if headers:
-                    hint = retry.usable_hint(retry.header_hint(headers, now=time.time()))
-                    delay = hint if hint is not None else delay
-                out_of_time = deadline is not None and time.monotonic() + delay > deadline
-                if probing or attempt > opts.reconnect_attempts or out_of_time:
-                    if self.http is not None:
-                        self.fallback.use_http_for_session(
-                            f"{attempt} WebSocket connect(s) failed ({exc})", now=time.monotonic()
-                        )
-                        return None
-                    raise
-                log.info("connect failed (%s); retrying in %.2fs", exc, delay)
-                self.pause(delay)
-            else:
-                if probing:
-                    self.fallback.socket_recovered()
-                return conn
-
-    def http_reason(self, body: Dict[str, Any]) -> Optional[str]:
-        """Why ``body`` goes over HTTP now, or ``None`` to send it on the socket."""
-        return self.fallback.reason(body, now=time.monotonic())
-
-    def open(self) -> None:
-        """Connect now, so a wrong key or URL fails at creation."""
-        with self._send_lock:
-            self._connect_or_fallback(None)
 
     # -- submitting -----------------------------------------------------------
 
@@ -567,196 +331,6 @@ class Engine:
         """
         request.abandoned = True
 
-    # -- the reader's side (the Sink of every connection) ----------------------
-
-    def deliver(
-        self,
-        conn: Connection,
-        events: List[Dict[str, Any]],
-        costs: List[int],
-        wake: Set[Inbox],
-    ) -> None:
-        """Route a batch of decoded events to their requests' inboxes (reader thread).
-
-        Plain events (:meth:`ConnectionCore.route_plain`) are routed under one
-        hold of the lock and queued in runs, one :meth:`Inbox.put_events` per
-        inbox; any other event goes through :meth:`_deliver_slow` after the
-        runs before it are queued, so each inbox gets its events in order.
-        The inboxes that got events are added to ``wake``.
-        """
-        requests = conn.requests
-        route_plain = conn.core.route_plain
-        result = Mode.RESULT
-        count = len(events)
-        i = 0
-        while i < count:
-            runs: Dict[Inbox, Tuple[RequestState, List[Any], List[int]]] = {}
-            dropped = 0
-            with self._lock:
-                while i < count:
-                    event = events[i]
-                    pending = route_plain(event)
-                    if pending is None:
-                        break  # not plain: the slow path, once the runs are queued
-                    request = requests.get(pending.key)
-                    i += 1
-                    if request is None or request.abandoned:
-                        dropped += request is not None  # abandoned: routed and dropped
-                        continue
-                    if request.mode is result and event["type"] != "response.output_item.done":
-                        continue  # send() keeps only finished items and the end
-                    run = runs.get(request.inbox)
-                    if run is None:
-                        run = runs[request.inbox] = (request, [], [])
-                    run[1].append(event)
-                    run[2].append(costs[i - 1])
-                if dropped:
-                    self._stats["dropped_events"] += dropped
-            for inbox, (request, items, sizes) in runs.items():
-                if inbox.put_events(items, sizes):
-                    wake.add(inbox)
-                else:
-                    self.abandon(request)
-            if i < count:
-                woken = self._deliver_slow(conn, events[i], costs[i])
-                if woken is not None:
-                    wake.add(woken)
-                i += 1
-
-    def _deliver_slow(
-        self, conn: Connection, event: Dict[str, Any], nbytes: int
-    ) -> Optional[Inbox]:
-        """Every event that is not plain: lifecycle, terminal, steer, unroutable."""
-        close_now = False
-        with self._lock:
-            core = conn.core
-            route = core.route(event)
-            if core.ended:
-                self._end_settled(conn, core.take_ended())
-            if route is None:
-                self._stats["unroutable_events"] += 1
-                request = None
-            else:
-                request = conn.requests.get(route.pending.key)
-                if route.steer is not None or route.applied or route.pending.steers:
-                    self._steers.news(route, event, request)
-                if route.terminal:
-                    conn.requests.pop(route.pending.key, None)
-                    if not conn.requests:
-                        self._last_busy[id(conn)] = time.monotonic()
-                    if request is not None:
-                        request.answered = True
-                        request.started.set()  # a thread waiting to steer it: it is over
-                if request is not None:
-                    if (
-                        not request.started.is_set()
-                        and route.pending.response_id is not None
-                        and request.pending is route.pending
-                    ):
-                        request.started.set()
-                    if request.abandoned:
-                        self._stats["dropped_events"] += 1
-                        request = None
-            if is_connection_limit(event):
-                # Decided here, before the reader reads the close that follows,
-                # so that close counts as announced rather than silent.
-                conn.limit_reached = True
-                self._retire(conn)
-            if conn.retiring and not conn.requests and not conn.closing:
-                conn.closing = True
-                close_now = True
-        if close_now:
-            conn.transport.send_close(1000)
-        if route is None:
-            log.warning(
-                "dropped an event no request owns: type=%s stream_id=%s",
-                event["type"],
-                event.get("stream_id"),
-            )
-            return None
-        if request is None:
-            return None
-        if route.rejected:
-            log.info("the server refused the stream_id field; using the default lane")
-            request.inbox.put(Rejected(), urgent=True)
-            return None
-        if route.settling:
-            # The response ended, but a steer of it is open: a successor may follow.
-            if not request.inbox.put(Settling(event), nbytes, urgent=True):
-                self.abandon(request)
-            return None
-        if event["type"] in STEER_EVENT_TYPES:
-            if route.terminal:
-                request.inbox.put(Settled(event), terminal=True)
-                return None
-            if request.mode is Mode.RESULT:
-                return None
-        elif (
-            request.mode is Mode.RESULT
-            and not route.terminal
-            and event["type"] != "response.output_item.done"
-        ):
-            # send() needs only the finished items and the terminal event;
-            # the rest is not queued, so a long answer costs no more memory.
-            return None
-        inbox = request.inbox
-        if inbox.put(event, nbytes, terminal=route.terminal, defer=True):
-            # A non-terminal event is woken for with the rest of its batch.
-            return None if route.terminal else inbox
-        # The inbox overflowed (the consumer is too slow) or already ended.
-        self.abandon(request)
-        return None
-
-    def ended(self, conn: Connection, closed: Closed) -> None:
-        """Hand every unfinished request of ``conn`` a note (reader thread)."""
-        signalled = self._close_signalled
-        if signalled:
-            self._finish_signalled_close()
-        with self._lock:
-            if conn in self._pool:
-                self._pool.remove(conn)
-            self._last_busy.pop(id(conn), None)
-            conn.dead = True
-            kind = classify_close(closed.code, initiated_by_us=conn.closing or signalled)
-            if kind is CloseKind.SILENT and conn.limit_reached:
-                kind = CloseKind.ABNORMAL  # announced by an error event: not silent
-            if conn.core.lanes_ignored:
-                self._lanes_ignored = True
-            if conn.core.lanes_rejected:
-                self._lanes_rejected = True
-            if conn.core.lanes_rejected or conn.core.lanes_ignored:
-                self._use_lanes = False
-            drained = conn.core.drain()
-            for pending in drained:
-                self._steers.lose(pending.steers, "the connection closed before an answer")
-            orphans = [conn.requests.pop(p.key, None) for p in drained]
-            conn.requests.clear()
-            for orphan in orphans:
-                if orphan is not None:
-                    orphan.started.set()  # a thread waiting to steer it: its socket is gone
-            session_closed = self._closed
-        culprit = None
-        if kind is CloseKind.PROTOCOL:
-            culprit = _culprit(drained, local=closed.error is not None)
-        if kind is not CloseKind.OURS:
-            log.info(
-                "the connection ended (code=%s, reason=%r, %s); %d request(s) in flight",
-                closed.code,
-                closed.reason,
-                kind.value,
-                sum(1 for r in orphans if r is not None and not r.abandoned),
-            )
-        for pending, request in zip(drained, orphans):
-            if request is None or request.abandoned:
-                continue
-            if session_closed:
-                request.inbox.fail(SessionClosedError("the session was closed"))
-            else:
-                note = Lost(
-                    kind, closed.code, closed.reason, closed.error, culprit=pending is culprit
-                )
-                request.inbox.put(note, urgent=True)
-
     # -- steering --------------------------------------------------------------
 
     def steer(self, request: RequestState, input: Any, timeout: Optional[float]) -> Steer:
@@ -825,16 +399,6 @@ class Engine:
                 return conn
         return None
 
-    def _end_settled(self, conn: Connection, ended: List[Pending]) -> None:
-        """Settling requests the server moved on from: end them as they are (``_lock`` held)."""
-        for pending in ended:
-            self._steers.lose(pending.steers, "the server moved on without answering the steer")
-            request = conn.requests.pop(pending.key, None)
-            if request is not None:
-                request.answered = True
-                if not request.abandoned:
-                    request.inbox.put(Settled(None), terminal=True)
-
     def settle(self, request: RequestState) -> None:
         """End a settling request whose steer's answer did not come in time (caller's thread)."""
         with self._lock:
@@ -846,10 +410,6 @@ class Engine:
             conn.core.end_settling(pending)
             conn.requests.pop(request.key, None)
             request.answered = True
-
-    def released(self, conn: Connection) -> None:
-        with self._lock:
-            self._connections.discard(conn)
 
     # -- HTTP calls -----------------------------------------------------------
 
@@ -981,20 +541,6 @@ def _frame_text(body: Dict[str, Any]) -> str:
         raise TypeError(f"the request cannot be sent: {exc}") from None
     except ValueError as exc:
         raise ValueError(f"the request cannot be sent as JSON: {exc}") from None
-
-
-def _culprit(drained: List[Pending], *, local: bool) -> Optional[Pending]:
-    """Which request a protocol-error close blames (``drained`` in send order).
-
-    We closed (``local``): the peer sent a frame we refuse, most likely part of
-    the oldest answer under way. The peer closed: it refused what we sent, most
-    likely the newest frame, which it has not answered yet.
-    """
-    if not drained:
-        return None
-    if local:
-        return next((p for p in drained if p.events), drained[0])
-    return next((p for p in reversed(drained) if not p.events), drained[-1])
 
 
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
