@@ -180,6 +180,10 @@ class FakeTransport:
     def set_recv_timeout(self, seconds: Optional[float]) -> None:
         self._timeout = seconds
 
+    def backlog(self) -> bool:
+        """Whether the next recv() will not block: more reads already pushed."""
+        return self.server.report_backlog and not self._incoming.empty()
+
     def ping(self) -> None:
         self.pings += 1
 
@@ -210,6 +214,8 @@ class FakeServer:
         self.hang_connects = False
         """Connects wait out their connect timeout, then fail (set ``hung`` to end them)."""
         self.hung = threading.Event()
+        self.report_backlog = True
+        """Transports say when more reads are queued (``backlog()``); False: never."""
         self.connect_gates: Dict[int, threading.Event] = {}
         """Connect number N (1 for the first) waits for ``connect_gates[N]`` to be set, up to
         its connect timeout (then it fails), before it succeeds: a slow handshake."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any, Dict, List, Optional
 
 from fake_transport import FakeServer, FakeTransport, message_item, options, response
@@ -166,3 +167,113 @@ _NAMES = {
 
 def _type_name(event_type: str) -> str:
     return _NAMES[event_type]
+
+
+def _stream_until_stall(session: Session, expected: int, stall: threading.Event) -> List[Any]:
+    """Stream until ``expected`` events arrived; fails if that needs the server to go on
+    (``stall`` set) or takes 3 s (the server holds back for longer)."""
+    got: List[Any] = []
+    started = time.monotonic()
+    with session.stream(model="m", input="0") as events:
+        for event in events:
+            got.append(event)
+            if len(got) == expected:
+                assert not stall.is_set(), "the events came only after the server went on"
+                assert time.monotonic() - started < 3.0, "the events came late"
+                break
+    return got
+
+
+def test_reads_queued_behind_each_other_wake_their_consumer_once_the_socket_drains() -> None:
+    """The reader may wait to wake a consumer while more reads are already queued, never
+    past a read that would block: two reads pushed at once to a consumer already waiting,
+    then silence, reach it before the server sends anything more."""
+    stall = threading.Event()
+    timers: List[threading.Timer] = []
+
+    def script(transport: FakeTransport, frame: Dict[str, Any]) -> None:
+        events = _events(0, 8, frame.get("stream_id"))
+        transport.push(events[0])
+        body = [json.dumps(e) for e in events[1:-1]]
+
+        def burst() -> None:  # the consumer is waiting by now
+            transport.push(*body[:4])
+            transport.push(*body[4:])
+
+        def finish() -> None:
+            stall.set()
+            transport.push(events[-1])
+
+        timers.extend([threading.Timer(0.3, burst), threading.Timer(5.0, finish)])
+        for timer in timers:
+            timer.start()
+
+    server = FakeServer(script)
+    try:
+        with Session(options(request_timeout=30.0), transport=server.factory) as session:
+            got = _stream_until_stall(session, 10, stall)  # created, 8 deltas, the item
+    finally:
+        for timer in timers:
+            timer.cancel()
+            timer.join()
+    assert [getattr(e, "delta", None) for e in got[1:9]] == [f"<0.{d}>" for d in range(8)]
+
+
+def test_the_transport_reports_a_backlog_only_when_a_read_will_not_block() -> None:
+    """WSTransport.backlog(): False after a read that drained the socket (even one that
+    filled its 64 KiB chunk exactly), True while more bytes are waiting."""
+    from servers import SilentServer, frame
+
+    from openai_ws._transports.ws import WSTransport
+
+    def script(text: str) -> List[bytes]:
+        size = int(text)  # the bytes of frames to send, exactly
+        payload = size - 4
+        return [frame(0x1, b'"' + b"x" * (payload - 2) + b'"')]
+
+    with SilentServer(script) as peer:
+        transport = WSTransport(
+            f"ws://127.0.0.1:{peer.port}/v1/responses", headers={}, connect_timeout=5.0
+        )
+        transport.connect()
+        try:
+            for size, backlog in ((65536, False), (65536 + 1000, True), (1000, False)):
+                transport.send_text(str(size))
+                time.sleep(0.3)  # all of it has arrived
+                transport.recv()
+                assert transport.backlog() is backlog, size
+                if backlog:
+                    transport.recv()  # the rest: drained again
+                    assert transport.backlog() is False
+        finally:
+            transport.send_close()
+            transport.abort()
+            transport.release()
+
+
+def test_a_burst_then_silence_over_a_real_socket_reaches_the_consumer_at_once() -> None:
+    """A server writes about 400 KiB of deltas at once (several full 64 KiB reads) and
+    then holds its terminal event back: every delta reaches the consumer during the hold."""
+    from servers import SilentServer, frame
+
+    import openai_ws
+
+    stall = threading.Event()  # set only when the test is over: the hold never ends
+    deltas = 1500
+
+    def script(text: str) -> List[bytes]:
+        events = _events(0, deltas, json.loads(text).get("stream_id"))
+        for event in events:
+            if "delta" in event:
+                event["delta"] += " " * 200
+        return [b"".join(frame(0x1, json.dumps(e).encode()) for e in events[:-1])]
+
+    with SilentServer(script) as peer:
+        client = openai_ws.OpenAI(api_key="sk-test", base_url=peer.url)
+        try:
+            with client.ws_session() as session:
+                got = _stream_until_stall(session, deltas + 2, stall)
+        finally:
+            stall.set()
+            client.close()
+    assert sum(1 for e in got if getattr(e, "delta", None)) == deltas

@@ -63,6 +63,7 @@ class Transport(Protocol):
     def connect(self) -> None: ...
     def send_text(self, data: str, deadline: Optional[float] = None) -> None: ...
     def recv(self) -> List[Frame]: ...
+    def backlog(self) -> bool: ...
     def set_recv_timeout(self, seconds: Optional[float]) -> None: ...
     def ping(self) -> None: ...
     def send_close(self, code: int = 1000) -> None: ...
@@ -162,6 +163,7 @@ def _read_loop(
     closed: Optional[Closed] = None
     failure = Closed(None, "reader failure")  # made now: the except clause must not fail
     to_wake: Set[Inbox] = set()
+    deferred = 0  # reads handed on since the last wake-up (see MAX_DEFERRED_READS)
     # The events of one socket read, decoded, go to the sink together (sink.deliver):
     # the events and what each costs in memory, in two lists (no tuple per event).
     events: List[Dict[str, Any]] = []
@@ -233,11 +235,18 @@ def _read_loop(
                 events.clear()
                 costs.clear()
             if to_wake:
+                if deferred < MAX_DEFERRED_READS and transport.backlog():
+                    # More is waiting already, so the next read will not block: hand
+                    # it on first and wake these consumers once for both (fewer
+                    # wake-ups and thread switches when the reader is behind).
+                    deferred += 1
+                    continue
                 # The batch is handed on: wake its consumers once, before the
                 # next read may block.
                 for inbox in to_wake:
                     inbox.wake()
                 to_wake.clear()
+                deferred = 0
     except BaseException:  # a bug, MemoryError, a signal: keep the callers alive
         closed = failure
         _guarded(log.exception, "the reader thread failed")
@@ -261,6 +270,11 @@ def _guarded(call: Callable[..., Any], *args: Any) -> None:
         with contextlib.suppress(BaseException):
             log.exception("the reader thread could not finish a step (%r)", call)
 
+
+MAX_DEFERRED_READS = 3
+"""Reads whose consumers' wake-up may wait for the next read, when that read will not block
+(:meth:`Transport.backlog`): a reader that is behind wakes each consumer at most once per
+four reads (256 KiB) rather than per read, and never before a read that may block."""
 
 CONTAINER_COST = 64
 """Bytes an event is charged per ``{`` or ``[`` in its frame: an empty ``dict`` is 64 bytes

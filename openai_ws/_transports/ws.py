@@ -145,6 +145,7 @@ class WSTransport:
         self._closing = False
         self._parser: Optional[FrameParser] = None
         self._read: Optional[Callable[[int], bytes]] = None
+        self._full = False  # the last read filled its chunk: more may be waiting
 
     def connect(self) -> None:
         """Open the socket and upgrade within ``connect_timeout``; raises :class:`ConnectError`.
@@ -271,7 +272,9 @@ class WSTransport:
             return [Closed(None, "not connected")]
         frames: List[Frame] = []
         try:
-            parser.feed(read(_CHUNK))
+            data = read(_CHUNK)
+            self._full = len(data) >= _CHUNK
+            parser.feed(data)
             self._drain(parser, frames)
         except websocket.WebSocketTimeoutException:
             frames.append(Idle())
@@ -297,6 +300,27 @@ class WSTransport:
             self._fail(1011)
             frames.append(Closed(None, f"unexpected error while reading: {exc!r}", exc))
         return frames
+
+    def backlog(self) -> bool:
+        """Whether more bytes are waiting now, so the next :meth:`recv` will not block.
+
+        Checked only after a read that filled its chunk (otherwise the socket
+        was drained): bytes TLS has decrypted and not handed out, or a readable
+        socket (``select`` with no wait). Never raises.
+        """
+        if not self._full:
+            return False
+        try:
+            sock = self._ws.sock
+            if sock is None:
+                return False
+            pending = getattr(sock, "pending", None)  # an SSLSocket's decrypted bytes
+            if pending is not None and pending():
+                return True
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable)
+        except (OSError, ValueError, AttributeError):
+            return False
 
     def _fail(self, code: int) -> None:
         """Send a close with ``code`` and shut the socket, whatever goes wrong doing it."""
