@@ -337,3 +337,39 @@ def test_the_extra_socket_cooldown_doubles_per_failure_up_to_its_cap() -> None:
     assert not extra.allowed(119.0) and extra.allowed(120.0)
     extra.opened()
     assert extra.allowed(0.0) and extra.failed(0.0) == 30.0
+
+
+def test_a_forked_child_opens_extra_sockets_although_the_parent_was_opening_one() -> None:
+    """A fork while the parent opens an extra socket: the child's engine starts with no
+    socket opening (that thread is not in the child) and a wait on its own lock, so its
+    own 17th request opens an extra socket instead of waiting for the parent's forever."""
+    server = HoldingServer()
+    gate = server.server.connect_gates[2] = threading.Event()
+    session = session_for(server, max_sockets=2, connect_timeout=10.0, request_timeout=10.0)
+    try:
+        parent = submit_all(session, [f"p{i}" for i in range(16)])
+        server.wait_held(16)
+        spill = _in_thread(lambda: session.submit(ask("p16")))  # its handshake hangs
+        deadline = time.monotonic() + 3
+        while server.server.connect_attempts < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        session._engine.forked()  # as the engine's fork hook runs in a child
+        child = submit_all(session, [f"c{i}" for i in range(16)])  # the child's first socket
+        server.wait_held(32)
+        late = _in_thread(lambda: session.submit(ask("c16")))
+        server.wait_held(33)
+        assert server.socket_of["c16"] == 3  # a fourth transport: the child's extra socket
+        assert late and not isinstance(late[0], BaseException), late
+        server.release()
+        assert [p.result().output_text for p in child] == [f"c{i}" for i in range(16)]
+        assert late[0].result().output_text == "c16"
+    finally:
+        gate.set()
+        deadline = time.monotonic() + 3
+        while not spill and time.monotonic() < deadline:
+            time.sleep(0.005)
+        server.release()
+        for transport in server.server.transports[:2]:  # the "parent's" sockets
+            transport.close_with(1000)
+        session.close()
+    del parent

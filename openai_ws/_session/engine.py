@@ -516,6 +516,10 @@ class Engine(SocketPool, Delivery):
         """
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
+        # No extra socket is opening in the child (that thread stayed in the parent), and
+        # its waiters wait on the new lock.
+        self._extra.opening = False
+        self._extra_done = threading.Condition(self._lock)
         self.fallback.forked()
         self._pool = []
         self._last_busy = {}
