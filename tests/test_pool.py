@@ -20,7 +20,7 @@ from fake_transport import FakeServer, FakeTransport, answer, options
 
 from openai_ws import ResponseCreateRequest
 from openai_ws._transports.ws import Pong
-from openai_ws.errors import ConnectError
+from openai_ws.errors import ConnectError, RequestTimeoutError
 from openai_ws.session import Session
 
 
@@ -373,3 +373,25 @@ def test_a_forked_child_opens_extra_sockets_although_the_parent_was_opening_one(
             transport.close_with(1000)
         session.close()
     del parent
+
+
+def test_a_request_out_of_time_while_opening_a_socket_times_out_and_blames_no_server() -> None:
+    """The handshake of an extra socket outlasts the request that opened it: that request
+    raises RequestTimeoutError, and no cooldown starts (the server did nothing wrong), so
+    the next request opens the extra socket at once."""
+    server = HoldingServer()
+    gate = server.server.connect_gates[2] = threading.Event()
+    with session_for(server, max_sockets=2, connect_timeout=5.0) as session:
+        fill = submit_all(session, [f"r{i}" for i in range(16)])
+        server.wait_held(16)
+        with pytest.raises(RequestTimeoutError):
+            session.submit(ask("hurried"), timeout=0.2).result()
+        gate.set()
+        more = session.submit(ask("patient"))
+        server.wait_held(17)
+        # The third transport (the second, whose handshake was cut short, never opened).
+        assert server.socket_of["patient"] == 2 and server.server.connect_attempts == 3
+        server.release()
+        assert more.result().output_text == "patient"
+        for p in fill:
+            p.result()

@@ -155,7 +155,9 @@ class SocketPool:
         One opens at a time: a thread that finds one opening waits for that
         attempt to end (until ``deadline``: then :class:`RequestTimeoutError`),
         and its caller chooses again. A socket that fails to open leaves the
-        requests on the open ones (see :class:`.pool.ExtraSockets`).
+        requests on the open ones (see :class:`.pool.ExtraSockets`), unless the
+        request's own deadline cut the handshake short: then it raises
+        :class:`RequestTimeoutError` and no cooldown starts.
         """
         with self._lock:
             self._check_open()
@@ -172,8 +174,16 @@ class SocketPool:
         try:
             self._open_socket(deadline)
         except ConnectError as exc:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                # The request ran out of time during the handshake: no fault of the
+                # server's, so no cooldown; the request times out as it would anyway.
+                raise RequestTimeoutError(
+                    "timed out opening another socket for the request (every open one "
+                    "was full)"
+                ) from exc
             with self._lock:
-                delay = self._extra.failed(time.monotonic())
+                delay = self._extra.failed(now)
             log.warning(
                 "could not open another socket (%s); requests share the open ones "
                 "for %.0fs",
