@@ -85,7 +85,7 @@ def measure(emu: EmulatorProcess, args: argparse.Namespace) -> Dict[str, List[fl
     expected = plain_client.responses.create(**fields).output_text  # warms the pool
     times: Dict[str, List[float]] = {"fallback": [], "total": [], "second": [], "plain": []}
     clock = _CloseClock()
-    logger = logging.getLogger("openai_ws._session.engine")
+    logger = logging.getLogger("openai_ws")  # the package's loggers, whichever module logs
     logger.addHandler(clock)
     logger.setLevel(logging.INFO)
 

@@ -341,3 +341,17 @@ def test_a_tiny_spill_stall_run_gives_its_ratio(tmp_path: Path) -> None:
     (row,) = rows.values()
     assert (row["op"], row["bound"]) == ("<=", 1.1)
     assert row["value"] is not None and row["value"] > 0
+
+
+def test_a_tiny_fallback_cost_run_times_the_silent_close_path(tmp_path: Path) -> None:
+    """Two samples over plain HTTP: the silent-close path is timed (its close is seen in
+    the package's log), not skipped as "another recovery path"."""
+    out = tmp_path / "fallback.json"
+    result = run_script(
+        "fallback_cost.py", "--samples", "2", "--no-tls", "--json", str(out), timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "another recovery path" not in result.stdout, result.stdout
+    rows = _rows(out)
+    row = rows["[http] silent close -> answer / plain HTTP"]
+    assert row["value"] is not None and (row["op"], row["bound"]) == ("<=", 1.5)
