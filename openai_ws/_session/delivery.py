@@ -9,15 +9,15 @@ every other event (lifecycle, terminal, steer, unroutable) goes through
 its events in order. :meth:`Delivery.ended` hands every unfinished request of
 a socket that ended a note, classified once for all of them.
 
-A mixin of the engine (it shares its lock, books and counters, declared below
-for the type checker). It must never block a reader on a caller, raise into
-the reader thread, or hold ``_lock`` while it puts into an inbox.
+A part of the engine (it shares its lock, books and counters: see
+:class:`~.sockets.SocketPool` for their declarations). It must never block a
+reader on a caller, raise into the reader thread, or hold ``_lock`` while it
+puts into an inbox.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
@@ -33,6 +33,7 @@ from ..errors import SessionClosedError
 from .connection import Connection
 from .inbox import Inbox, Lost, Rejected, Settled, Settling
 from .request import Mode, RequestState
+from .sockets import SocketPool
 from .steering import SteerBook
 
 __all__ = ["Delivery"]
@@ -40,25 +41,15 @@ __all__ = ["Delivery"]
 log = logging.getLogger(__name__)
 
 
-class Delivery:
-    """The :class:`~openai_ws._session.connection.Sink` half of ``Engine`` (a mixin)."""
+class Delivery(SocketPool):
+    """The :class:`~openai_ws._session.connection.Sink` part of ``Engine`` (built on its
+    :class:`~.sockets.SocketPool` part: a limit error retires its socket)."""
 
-    if TYPE_CHECKING:  # the engine's, set in Engine.__init__
-        _lock: threading.Lock
-        _pool: List[Connection]
-        _last_busy: Dict[int, float]
-        _connections: Set[Connection]
-        _closed: bool
-        _close_signalled: bool
-        _use_lanes: bool
-        _lanes_ignored: bool
-        _lanes_rejected: bool
-        _stats: Dict[str, int]
+    if TYPE_CHECKING:  # the engine's, set in Engine.__init__ (the rest: see SocketPool)
         _steers: SteerBook
 
         @staticmethod
         def abandon(request: RequestState) -> None: ...
-        def _retire(self, conn: Connection) -> Optional[Connection]: ...
         def _finish_signalled_close(self) -> None: ...
 
     def deliver(

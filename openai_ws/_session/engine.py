@@ -73,7 +73,7 @@ from .fallback import FallbackPolicy
 from .inbox import Inbox
 from .options import SessionOptions, SessionStats
 from .request import Mode, RequestState
-from .sockets import SocketPool, _NoRoom
+from .sockets import _NoRoom
 from .steering import Steer, SteerBook, check_steer_input
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ __all__ = ["Engine"]
 log = logging.getLogger(__name__)
 
 
-class Engine(SocketPool, Delivery):
+class Engine(Delivery):
     """The session's state and threads; :class:`~openai_ws.Session` is only a face."""
 
     def __init__(

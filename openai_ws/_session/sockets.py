@@ -9,7 +9,7 @@ during its handshake; one opens at a time; one that fails leaves the requests
 on the open sockets for a cooldown). It also retires sockets too old to use
 and closes extra ones left idle.
 
-A mixin of the engine, not a class of its own: it shares the engine's locks,
+The base part of the engine, not an object of its own: it shares the engine's locks,
 pool and counters (declared below for the type checker). It must never hold
 ``_lock`` across a connect, or open a socket the session may no longer use.
 """
@@ -51,7 +51,7 @@ may be opened (by :meth:`Engine._open_extra`, without ``_send_lock``)."""
 
 
 class SocketPool:
-    """Opening, choosing and retiring the engine's sockets (a mixin of ``Engine``)."""
+    """Opening, choosing and retiring the engine's sockets (the base of ``Engine``)."""
 
     if TYPE_CHECKING:  # the engine's, set in Engine.__init__
         options: SessionOptions
