@@ -272,6 +272,7 @@ class WSTransport:
             return [Closed(None, "not connected")]
         frames: List[Frame] = []
         try:
+            self._full = False  # (stays so after a timeout or an error)
             data = read(_CHUNK)
             self._full = len(data) >= _CHUNK
             parser.feed(data)
@@ -302,21 +303,22 @@ class WSTransport:
         return frames
 
     def backlog(self) -> bool:
-        """Whether more bytes are waiting now, so the next :meth:`recv` will not block.
+        """Whether the next :meth:`recv` will not block: bytes are waiting that it returns.
 
-        Checked only after a read that filled its chunk (otherwise the socket
-        was drained): bytes TLS has decrypted and not handed out, or a readable
-        socket (``select`` with no wait). Never raises.
+        Over TLS: bytes the TLS layer has decrypted and not handed out (a record
+        waiting in the kernel may be incomplete, so it does not count). Over
+        plain TCP: the last read filled its chunk and the socket is still
+        readable (``select`` with no wait). Never raises.
         """
-        if not self._full:
-            return False
         try:
             sock = self._ws.sock
             if sock is None:
                 return False
-            pending = getattr(sock, "pending", None)  # an SSLSocket's decrypted bytes
-            if pending is not None and pending():
-                return True
+            pending = getattr(sock, "pending", None)  # an SSLSocket
+            if pending is not None:
+                return bool(pending())
+            if not self._full:
+                return False
             readable, _, _ = select.select([sock], [], [], 0)
             return bool(readable)
         except (OSError, ValueError, AttributeError):
