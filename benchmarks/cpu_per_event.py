@@ -233,7 +233,7 @@ def worker(args: argparse.Namespace) -> int:
 
     client = openai_ws.OpenAI(api_key=args.key, base_url=args.url)
     try:
-        with client.ws_session() as session:
+        with client.ws_session(max_queue_events=100_000) as session:  # as in main()
             run_streams(session, 20, min(args.streams, 2))  # socket, lanes, converters
             events, cpu = run_streams(session, args.events // args.streams, args.streams)
     finally:
@@ -288,7 +288,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         client = emu.client()
         per_event: Dict[str, List[float]] = {}
         try:
-            with client.ws_session() as session:
+            # The emulator sends as fast as it can, and the reader decodes faster than a
+            # caller types, so a caller may fall thousands of events behind (about 4,000
+            # here) and, rarely, past the default bound of 10,000 (ConsumerTooSlowError, as
+            # documented). The bound is raised so that such a run is measured, not aborted.
+            with client.ws_session(max_queue_events=100_000) as session:
                 run_streams(session, 50, args.streams)  # warm-up: socket, lanes, converters
                 for r in range(args.rounds):
                     names = list(workloads) if r % 2 == 0 else list(workloads)[::-1]
