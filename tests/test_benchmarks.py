@@ -260,7 +260,8 @@ def test_a_tiny_import_time_run_reports_the_package_and_the_client(tmp_path: Pat
 
 
 def test_a_tiny_cpu_per_event_run_gives_both_ratios(tmp_path: Path) -> None:
-    """200 deltas, 2 streams of 40, one round, no callgrind: two positive ratios, goal 1.5."""
+    """200 deltas, 2 streams of 40, one round, no callgrind: two positive ratios, goal 1.5,
+    and the same two against the stricter floor (information)."""
     out = tmp_path / "cpu.json"
     result = run_script(
         "cpu_per_event.py",
@@ -280,12 +281,23 @@ def test_a_tiny_cpu_per_event_run_gives_both_ratios(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "us CPU per frame" in result.stdout
     rows = _rows(out)
-    assert set(rows) == {
+    goals = {
         "CPU/event, 1 stream: client / (json.loads + typing)",
         "CPU/event, 2 streams: client / (json.loads + typing)",
     }
+    stricter = {
+        "CPU/event, 1 stream: client / (C scanner + typing)",
+        "CPU/event, 2 streams: client / (C scanner + typing)",
+    }
+    assert set(rows) == goals | stricter
+    for name in goals:
+        assert rows[name]["bound"] == 1.5
+    for name in stricter:  # information: the floor decoded as the client's reader does
+        assert rows[name]["op"] == "info"
+        # The stricter floor is cheaper, so the same client cost is a larger ratio.
+        goal_name = name.replace("(C scanner + typing)", "(json.loads + typing)")
+        assert rows[name]["value"] > rows[goal_name]["value"]
     for row in rows.values():
-        assert row["bound"] == 1.5
         assert isinstance(row["value"], float) and row["value"] > 0.5
 
 
