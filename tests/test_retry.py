@@ -408,3 +408,14 @@ def test_http_refusal_hint_at_the_limit_is_retried():
     assert (
         http_refusal(503, should_retry="", hint=MAX_RETRY_AFTER, error_code=_never_called) is None
     )
+
+
+def test_a_cooldown_doubles_per_failure_in_a_row_up_to_its_cap_and_resets() -> None:
+    from openai_ws._protocol.retry import Cooldown
+
+    wait = Cooldown(30.0, 100.0)
+    assert wait.over(0.0)
+    assert [wait.failed(now) for now in (0.0, 10.0, 20.0, 30.0)] == [30.0, 60.0, 100.0, 100.0]
+    assert not wait.over(129.0) and wait.over(130.0)
+    wait.succeeded()
+    assert wait.over(0.0) and wait.failed(0.0) == 30.0

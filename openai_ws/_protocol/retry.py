@@ -11,7 +11,10 @@ both ask this module; neither keeps rules of its own. One policy for both:
   (seconds or an HTTP date), then "try again in 1.5s" in the message; without
   one, exponential backoff from 0.5 s, capped at 8 s, less up to 25 % jitter;
 * a hint longer than :data:`MAX_RETRY_AFTER` (60 s) is not waited on: the
-  error is raised at once, with the hint as its ``retry_after``.
+  error is raised at once, with the hint as its ``retry_after``;
+* something that keeps failing (the socket, for a session on HTTP; an extra
+  socket of the pool) is tried again after a :class:`Cooldown` that doubles
+  with each failure in a row, up to a cap.
 
 This module must never do I/O, read a clock, draw random numbers, sleep, start
 a thread, take a lock or log: jitter and the current time are arguments.
@@ -28,6 +31,7 @@ __all__ = [
     "MAX_RETRY_AFTER",
     "RETRY_STATUSES",
     "STATUS_BY_CODE",
+    "Cooldown",
     "Verdict",
     "backoff",
     "header_hint",
@@ -66,6 +70,37 @@ def backoff(step: int, *, initial: float, cap: float, jitter: float) -> float:
     # 2**step overflows a float from step 1024 on; long before that it is past any cap.
     delay = cap if step >= 64 else min(cap, initial * 2**step)
     return float(delay * (1.0 - 0.25 * jitter))
+
+
+class Cooldown:
+    """A wait after a failure: ``first`` seconds, doubled after each failure in a row up
+    to ``cap``, back to ``first`` after a success. ``now`` is a ``time.monotonic()``
+    value; the caller keeps the object under its own lock."""
+
+    __slots__ = ("_next", "cap", "first", "retry_at")
+
+    def __init__(self, first: float, cap: float) -> None:
+        self.first = first
+        self.cap = cap
+        self._next = first  # the wait after the next failure
+        self.retry_at = 0.0
+        """From when the failed thing may be tried again."""
+
+    def failed(self, now: float) -> float:
+        """A failure at ``now``: start the wait (and return it)."""
+        wait = self._next
+        self.retry_at = now + wait
+        self._next = min(self.cap, wait * 2)
+        return wait
+
+    def succeeded(self) -> None:
+        """It worked: no wait, and the next failure starts from ``first`` again."""
+        self._next = self.first
+        self.retry_at = 0.0
+
+    def over(self, now: float) -> bool:
+        """Whether the wait has passed at ``now`` (or none was started)."""
+        return now >= self.retry_at
 
 
 def header_hint(headers: Mapping[str, str], *, now: Optional[float] = None) -> Optional[float]:

@@ -24,6 +24,8 @@ import threading
 import time
 from typing import Any, FrozenSet, Mapping, Optional, Tuple
 
+from .._protocol.retry import Cooldown
+
 __all__ = ["ConnectVerdict", "FallbackPolicy", "connect_verdict", "decimal_shape"]
 
 log = logging.getLogger(__name__)
@@ -69,18 +71,16 @@ def decimal_shape(body: Mapping[str, Any]) -> Tuple[str, ...]:
 class FallbackPolicy:
     """What this session learned about when to use HTTP.
 
-    Thread-safe: ``_lock`` guards the writes; both attributes are replaced,
-    never mutated, so readers need no lock.
+    Thread-safe: ``_lock`` guards the writes. ``_session_reason`` and ``_shapes``
+    are replaced, never mutated, and the cooldown's ``retry_at`` is one float, so
+    readers need no lock.
     """
 
     def __init__(self, *, cooldown: float = 30.0, cooldown_max: float = 600.0) -> None:
         self._lock = threading.Lock()
         self._session_reason: Optional[str] = None
         self._shapes: FrozenSet[Tuple[str, ...]] = frozenset()
-        self._first_cooldown = cooldown
-        self._cooldown_max = cooldown_max
-        self._cooldown = cooldown  # the wait after the next failure
-        self._retry_at = 0.0  # time.monotonic() from which the socket may be tried again
+        self._wait = Cooldown(cooldown, cooldown_max)  # before the socket is tried again
 
     def forked(self) -> None:
         """In a forked child: a new lock (a parent thread may have held the old one)."""
@@ -96,9 +96,7 @@ class FallbackPolicy:
         with self._lock:
             first = self._session_reason is None
             self._session_reason = reason
-            wait = self._cooldown
-            self._retry_at = now + wait
-            self._cooldown = min(self._cooldown_max, wait * 2)
+            wait = self._wait.failed(now)
         if first:
             log.warning("using HTTP for this session: %s; trying the WebSocket again in %.0fs",
                         reason, wait)
@@ -107,7 +105,7 @@ class FallbackPolicy:
 
     def probe_due(self, now: float) -> bool:
         """True when the session uses HTTP but may try the socket again now."""
-        return self._session_reason is not None and now >= self._retry_at
+        return self._session_reason is not None and self._wait.over(now)
 
     def socket_recovered(self) -> None:
         """A socket opened again: the session is back on the WebSocket."""
@@ -115,7 +113,7 @@ class FallbackPolicy:
             if self._session_reason is None:
                 return
             self._session_reason = None
-            self._cooldown = self._first_cooldown
+            self._wait.succeeded()
         log.warning("the WebSocket works again; the session uses it from now on")
 
     def reason(self, body: Mapping[str, Any], *, now: Optional[float] = None) -> Optional[str]:
@@ -125,7 +123,7 @@ class FallbackPolicy:
         """
         if now is None:
             now = time.monotonic()
-        if self._session_reason is not None and now < self._retry_at:
+        if self._session_reason is not None and not self._wait.over(now):
             return self._session_reason
         shape = set(decimal_shape(body))
         for poisoned in self._shapes:

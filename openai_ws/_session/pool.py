@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-import attrs
-
+from .._protocol.retry import Cooldown
 from .connection import Connection
 from .request import RequestState
 
@@ -76,36 +75,31 @@ def to_retire(
     return retire
 
 
-@attrs.define
 class ExtraSockets:
     """Whether a session may open one more socket now, beside those it has.
 
     One extra socket opens at a time (``opening``); requests that find every
     socket full meanwhile wait for it rather than each opening its own. One
     that fails to open is not tried again for ``cooldown`` seconds, doubled
-    for each failure in a row up to ``cooldown_max``: the requests queue on the
-    open sockets meanwhile (the server runs them as slots free up). Guarded by
-    the engine's lock.
+    for each failure in a row up to ``cooldown_max`` (a :class:`~.retry.Cooldown`):
+    the requests queue on the open sockets meanwhile (the server runs them as
+    slots free up). Guarded by the engine's lock.
     """
 
-    cooldown: float
-    cooldown_max: float
-    opening: bool = False
-    failures: int = 0
-    retry_at: float = 0.0
+    __slots__ = ("_wait", "opening")
+
+    def __init__(self, *, cooldown: float, cooldown_max: float) -> None:
+        self.opening = False
+        self._wait = Cooldown(cooldown, cooldown_max)
 
     def allowed(self, now: float) -> bool:
         """Whether an extra socket may be opened at ``now`` (no cooldown running)."""
-        return now >= self.retry_at
+        return self._wait.over(now)
 
     def failed(self, now: float) -> float:
         """An extra socket failed to open at ``now``: start (and return) the cooldown."""
-        delay = min(self.cooldown * 2.0**self.failures, self.cooldown_max)
-        self.failures += 1
-        self.retry_at = now + delay
-        return delay
+        return self._wait.failed(now)
 
     def opened(self) -> None:
         """An extra socket opened: the next failure starts from ``cooldown`` again."""
-        self.failures = 0
-        self.retry_at = 0.0
+        self._wait.succeeded()
