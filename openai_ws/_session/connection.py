@@ -197,18 +197,10 @@ def _read_loop(
                         add_event(decoded[0])
                         add_cost(decoded[1])
                     elif isinstance(decoded, Closed):  # an event over max_queue_bytes
-                        if events:
-                            deliver(conn, events, costs, to_wake)
-                            events.clear()
-                            costs.clear()
                         transport.send_close(1009)
                         closed = decoded
                         break
                     continue
-                if events:  # what came before this frame is handed on first
-                    deliver(conn, events, costs, to_wake)
-                    events.clear()
-                    costs.clear()
                 if isinstance(frame, Closed):
                     closed = frame
                     break
@@ -231,6 +223,9 @@ def _read_loop(
                     sink.count("binary_frames")
                     log.warning("skipped a binary frame of %d bytes", len(frame.data))
             if events:
+                # Also when the read ended in a close: its events go before the sink
+                # hears of the end. (Idle comes alone; pongs and binary frames carry
+                # nothing the events' order depends on.)
                 deliver(conn, events, costs, to_wake)
                 events.clear()
                 costs.clear()
